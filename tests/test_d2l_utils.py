@@ -1,0 +1,43 @@
+"""Unit tests for the d2l_utils package itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import d2l_utils
+from conftest import FRAMEWORK_MODULES, ROOT
+
+
+def test_is_the_repository_copy():
+    assert d2l_utils.__file__ == str(ROOT / "d2l_utils" / "__init__.py")
+
+
+def test_package_imports_no_framework():
+    code = (
+        "import sys, d2l_utils; "
+        f"print(sorted(m for m in {sorted(FRAMEWORK_MODULES.values())!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_scratch_dir_default_is_ignored_folder(monkeypatch):
+    monkeypatch.delenv("D2L_SCRATCH", raising=False)
+    path = d2l_utils.scratch_dir("unit-test")
+    assert path == ROOT / "scratch" / "unit-test" and path.is_dir()
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(path / "x-file")], cwd=ROOT)
+    assert ignored.returncode == 0, "scratch/ must be git-ignored"
+    path.rmdir()
+
+
+def test_scratch_dir_honours_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("D2L_SCRATCH", str(tmp_path))
+    assert d2l_utils.scratch_dir("a", "b") == tmp_path / "a" / "b"
+    assert (tmp_path / "a" / "b").is_dir()
+
+
+def test_mxnet_module_restores_numpy_bool():
+    code = "import numpy; import d2l_utils.mxnet as m; print(numpy.bool is numpy.bool_, m.np.arange(3).shape)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "(3,)"]

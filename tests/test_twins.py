@@ -1,0 +1,56 @@
+"""Every notebook is a jupytext pair, and the two halves agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from conftest import ROOT, committed_notebooks
+
+NOTEBOOKS = committed_notebooks()
+
+
+def _cells(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    return [(cell.cell_type, cell.source.strip()) for cell in nb.cells]
+
+
+def test_there_are_notebooks():
+    walkthroughs = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS}
+    for fw in ("mxnet", "pytorch", "tensorflow", "jax"):
+        assert f"notebooks/{fw}/read-write.ipynb" in walkthroughs
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_py_twin_matches_ipynb(ipynb: Path):
+    twin = ipynb.with_suffix(".py")
+    assert twin.exists(), f"{twin.relative_to(ROOT)} is missing: run `make sync`"
+    from_ipynb = _cells(jupytext.read(ipynb))
+    from_py = _cells(jupytext.read(twin, fmt="py:percent"))
+    assert from_py == from_ipynb, (
+        f"{ipynb.relative_to(ROOT)} and its .py twin disagree: edit one, then run `make sync`"
+    )
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_notebook_uses_workbook_kernel(ipynb: Path):
+    nb = nbformat.read(ipynb, as_version=4)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "d2l-io"
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_code_cell_was_executed_in_order(ipynb: Path):
+    """Stored outputs come from one fresh top-to-bottom run, not from cells run by hand."""
+    nb = nbformat.read(ipynb, as_version=4)
+    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1))
+
+
+def test_every_py_twin_has_a_notebook():
+    for top in ("notebooks", "solutions"):
+        for py in (ROOT / top).rglob("*.py"):
+            if ".ipynb_checkpoints" in py.parts:
+                continue
+            assert py.with_suffix(".ipynb").exists(), f"{py.relative_to(ROOT)} has no .ipynb twin"
