@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # pytest-xdist workers; every test and notebook is independent.
 JOBS ?= 2
 
-.PHONY: setup lab test lock sync execute clean
+.PHONY: setup lab test lock sync execute workbooks clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,10 @@ execute: setup
 	  echo "executing $$py"; \
 	  $(BIN)/jupytext --quiet --set-kernel d2l-io --execute --to ipynb "$$py" || exit 1; \
 	done
+
+# Regenerate the student workbooks notebooks/<framework>/exercises.* from the solutions.
+workbooks: setup
+	$(BIN)/python scripts/build_workbooks.py
 
 # Re-resolve requirements.in into requirements.lock in a throw-away venv.
 lock:
