@@ -41,3 +41,30 @@ def test_mxnet_module_restores_numpy_bool():
     code = "import numpy; import d2l_utils.mxnet as m; print(numpy.bool is numpy.bool_, m.np.arange(3).shape)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "(3,)"]
+
+
+def test_scratch_dir_clean_empties_only_that_folder(tmp_path, monkeypatch):
+    import d2l_utils
+
+    monkeypatch.setenv("D2L_SCRATCH", str(tmp_path))
+    keep = d2l_utils.scratch_dir("other") / "keep.txt"
+    keep.write_text("x")
+    old = d2l_utils.scratch_dir("fw", "exercises") / "old.npy"
+    old.write_text("x")
+    assert d2l_utils.scratch_dir("fw", "exercises").joinpath("old.npy").exists()
+    fresh = d2l_utils.scratch_dir("fw", "exercises", clean=True)
+    assert fresh.is_dir() and not any(fresh.iterdir())
+    assert keep.exists()
+
+
+def test_make_classification_is_seeded():
+    import numpy as np
+
+    import d2l_utils
+
+    X, y = d2l_utils.make_classification(64, 5, 3, seed=1)
+    X2, y2 = d2l_utils.make_classification(64, 5, 3, seed=1)
+    assert X.shape == (64, 5) and X.dtype == np.float32 and y.dtype == np.int64
+    assert np.array_equal(X, X2) and np.array_equal(y, y2)
+    assert set(np.unique(y)) <= {0, 1, 2}
+    assert not np.array_equal(X, d2l_utils.make_classification(64, 5, 3, seed=2)[0])

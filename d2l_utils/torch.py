@@ -1,0 +1,51 @@
+"""PyTorch helpers for the workbook's exercises: MulMLP and ReusedMLP.
+
+The models follow the book's ``d2l.Classifier`` (loss, accuracy, SGD optimizer). This module
+also offers the d2l names the exercise code uses (``Classifier``, ``Module``), so code written
+as ``import d2l`` against a local helper runs with its import line changed to
+``from d2l_utils import torch as d2l``.
+"""
+
+from __future__ import annotations
+
+import torch
+from d2l import torch as _d2l
+from torch import nn
+
+Module = _d2l.Module
+Classifier = _d2l.Classifier
+
+__all__ = ["Module", "Classifier", "MulMLP", "ReusedMLP"]
+
+
+class MulMLP(Classifier):
+    """An MLP with one hidden layer (and ReLU) per entry of ``num_hiddens``.
+
+    ``net`` is ``Sequential(Flatten, LazyLinear(h0), ReLU, ..., LazyLinear(num_outputs))``:
+    the input is flattened, and lazy layers take their input size from the first batch.
+    """
+
+    def __init__(self, num_outputs, num_hiddens, lr):
+        super().__init__()
+        self.save_hyperparameters()
+        layers = [nn.Flatten()]
+        for num in num_hiddens:
+            layers.append(nn.LazyLinear(num))
+            layers.append(nn.ReLU())
+        layers.append(nn.LazyLinear(num_outputs))
+        self.net = nn.Sequential(*layers)
+
+
+class ReusedMLP(Classifier):
+    """``reused_layer`` (already trained layers, e.g. ``MulMLP.net[:2]``), a ReLU, then new
+    hidden layers (one per entry of ``num_hiddens``) and a new output layer."""
+
+    def __init__(self, num_outputs, num_hiddens, lr, reused_layer):
+        super().__init__()
+        self.save_hyperparameters()
+        layers = [reused_layer, nn.ReLU()]
+        for num in num_hiddens:
+            layers.append(nn.LazyLinear(num))
+            layers.append(nn.ReLU())
+        layers.append(nn.LazyLinear(num_outputs))
+        self.net = nn.Sequential(*layers)

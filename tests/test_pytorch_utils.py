@@ -1,0 +1,52 @@
+"""d2l_utils.torch: MulMLP and ReusedMLP."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from d2l_utils import torch as d2l  # noqa: E402
+
+
+def test_mulmlp_structure_and_output():
+    torch.manual_seed(0)
+    model = d2l.MulMLP(num_outputs=3, num_hiddens=[8, 4], lr=0.1)
+    Y = model(torch.randn(5, 2, 10))  # flattened to (5, 20)
+    assert Y.shape == (5, 3)
+    kinds = [type(m).__name__ for m in model.net]
+    assert kinds == ["Flatten", "Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    assert [m.out_features for m in model.net if isinstance(m, torch.nn.Linear)] == [8, 4, 3]
+    assert model.net[1].in_features == 20
+    assert isinstance(model, d2l.Classifier) and model.lr == 0.1
+
+
+def test_state_dict_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = d2l.MulMLP(3, [8], 0.1)
+    X = torch.randn(4, 6)
+    model(X)
+    torch.save(model.state_dict(), tmp_path / "mlp.params")
+    clone = d2l.MulMLP(3, [8], 0.1)
+    clone(X)  # materialise the lazy layers before loading
+    clone.load_state_dict(torch.load(tmp_path / "mlp.params"))
+    assert torch.equal(clone(X), model(X))
+
+
+def test_reused_mlp_shares_the_given_layers():
+    torch.manual_seed(0)
+    base = d2l.MulMLP(10, [16, 8], 0.1)
+    X = torch.randn(4, 6)
+    base(X)
+    reused = base.net[:2]
+    new = d2l.ReusedMLP(3, [5], 0.1, reused)
+    assert new(X).shape == (4, 3)
+    assert new.net[0] is reused
+    assert torch.equal(new.net[0][1].weight, base.net[1].weight)
+    assert [m.out_features for m in new.net[2:] if isinstance(m, torch.nn.Linear)] == [5, 3]
+
+
+def test_classifier_loss_and_accuracy():
+    model = d2l.MulMLP(3, [4], 0.1)
+    Y_hat = torch.tensor([[5.0, 0, 0], [0, 5.0, 0]])
+    Y = torch.tensor([0, 2])
+    assert float(model.accuracy(Y_hat, Y)) == 0.5
+    assert float(model.loss(Y_hat, torch.tensor([0, 1]))) < 0.02

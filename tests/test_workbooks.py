@@ -1,0 +1,98 @@
+"""Student workbooks: generated from the solutions, up to date, free of solution text, gradable."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import FRAMEWORKS, ROOT
+
+SOLVED = [fw for fw in FRAMEWORKS if (ROOT / "solutions" / fw / "exercises.ipynb").exists()]
+REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
+
+
+def _nbgrader_env() -> dict[str, str]:
+    return dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+
+
+def test_every_framework_has_solutions():
+    assert SOLVED == list(FRAMEWORKS)
+
+
+def test_workbooks_are_up_to_date():
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_workbooks.py"), "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _hidden_lines(solution: nbformat.NotebookNode) -> set[str]:
+    """Lines that only solutions and hidden tests contain (not set-up code a student also sees)."""
+    inside, outside = set(), set()
+    for cell in solution.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "markdown" and meta.get("solution"):
+            inside |= {l.strip() for l in cell.source.splitlines()}
+            continue
+        regions = REGION.findall(cell.source)
+        for _, body in regions:
+            inside |= {l.strip() for l in body.splitlines()}
+        outside |= {l.strip() for l in REGION.sub("", cell.source).splitlines()}
+    # Very short lines ("else:", ")") say nothing about a solution.
+    return {l for l in inside - outside if len(l) > 8}
+
+
+@pytest.mark.parametrize("framework", SOLVED)
+def test_workbook_has_no_solution_text(framework):
+    solution = nbformat.read(ROOT / "solutions" / framework / "exercises.ipynb", as_version=4)
+    secret = _hidden_lines(solution)
+    assert secret, "the solution notebook has no solution regions"
+    folder = ROOT / "notebooks" / framework
+    assert sorted(p.name for p in folder.iterdir() if p.is_file()) == [
+        "exercises.ipynb", "exercises.py", "read-write.ipynb", "read-write.py"]
+    for name in ("exercises.ipynb", "exercises.py"):
+        text = (folder / name).read_text()
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+        leaked = sorted(l for l in secret if l in text)
+        assert not leaked, f"{name} contains solution lines: {leaked[:5]}"
+    workbook = nbformat.read(folder / "exercises.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in workbook.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("framework", SOLVED)
+def test_autograde_solution_full_marks_untouched_zero(framework, tmp_path, notebook_env):
+    """nbgrader autogrades the solution to full marks and the untouched workbook to zero."""
+    course = tmp_path / "course"
+    src = course / "source" / framework
+    src.mkdir(parents=True)
+    shutil.copy2(ROOT / "solutions" / framework / "exercises.ipynb", src)
+    submissions = {
+        "solved": ROOT / "solutions" / framework / "exercises.ipynb",
+        "untouched": ROOT / "notebooks" / framework / "exercises.ipynb",
+    }
+    for student, notebook in submissions.items():
+        dest = course / "submitted" / student / framework
+        dest.mkdir(parents=True)
+        shutil.copy2(notebook, dest / "exercises.ipynb")
+    env = dict(notebook_env, PATH=_nbgrader_env()["PATH"])
+    db = f"--db=sqlite:///{course / 'gradebook.db'}"
+    common = [f"--CourseDirectory.root={course}", db, "--log-level=WARN"]
+    for step in (["generate_assignment", framework, "--force"], ["autograde", framework, "--create"]):
+        proc = subprocess.run([sys.executable, "-m", "nbgrader", *step, *common],
+                              cwd=course, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        solved = gb.find_submission(framework, "solved")
+        untouched = gb.find_submission(framework, "untouched")
+        assert solved.max_score == 10
+        assert solved.score == solved.max_score
+        assert untouched.score == 0
