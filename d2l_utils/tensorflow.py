@@ -1,0 +1,60 @@
+"""TensorFlow / Keras 3 helpers for the workbook's exercises: MulMLP and ReusedMLP.
+
+The models follow the book's ``d2l.Classifier``. On Keras 3 the book's TensorFlow Classifier
+is broken: ``keras.Model.__init__`` assigns ``self.loss = None`` (the slot ``compile()`` fills),
+and that instance attribute hides the class's ``loss`` method, so ``model.loss(Y_hat, Y)``
+raises ``TypeError: 'NoneType' object is not callable``. ``Classifier`` below makes ``loss`` a
+property: reading it gives d2l's loss method, and what Keras assigns is kept aside in
+``keras_loss`` (used only if you ``compile()`` the model).
+"""
+
+from __future__ import annotations
+
+import types
+
+import keras
+import tensorflow as tf
+from d2l import tensorflow as _d2l
+
+Module = _d2l.Module
+
+__all__ = ["Module", "Classifier", "MulMLP", "ReusedMLP"]
+
+
+class Classifier(_d2l.Classifier):
+    """d2l's Classifier with its ``loss`` method working on Keras 3 (see the module docstring)."""
+
+    @property
+    def loss(self):
+        return types.MethodType(_d2l.Classifier.loss, self)
+
+    @loss.setter
+    def loss(self, value):  # keras.Model.__init__ and compile() assign here
+        self.__dict__["keras_loss"] = value
+
+
+class MulMLP(Classifier):
+    """``Flatten``, one ``Dense(h, activation="relu")`` per entry of ``num_hiddens``, then
+    ``Dense(num_outputs)``; input sizes are inferred on the first call (the model is built)."""
+
+    def __init__(self, num_outputs, num_hiddens, lr):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = keras.Sequential(
+            [keras.layers.Flatten()]
+            + [keras.layers.Dense(h, activation="relu") for h in num_hiddens]
+            + [keras.layers.Dense(num_outputs)])
+
+
+class ReusedMLP(Classifier):
+    """``reused_layer`` (already trained layers, e.g. ``MulMLP.net.layers[:2]``), then new
+    ``Dense`` + ReLU layers (one per entry of ``num_hiddens``) and a new output layer."""
+
+    def __init__(self, num_outputs, num_hiddens, lr, reused_layer):
+        super().__init__()
+        self.save_hyperparameters()
+        reused = list(reused_layer) if isinstance(reused_layer, (list, tuple)) else [reused_layer]
+        self.net = keras.Sequential(
+            reused
+            + [keras.layers.Dense(h, activation="relu") for h in num_hiddens]
+            + [keras.layers.Dense(num_outputs)])
