@@ -18,43 +18,15 @@ from mxnet import np, npx  # noqa: E402,F401
 
 __all__ = ["mxnet", "np", "npx"]
 
-# The exercises' models. d2l's MXNet module needs the alias above too.
-from d2l import mxnet as _d2l  # noqa: E402
-from mxnet.gluon import nn as _nn  # noqa: E402
-
-Module = _d2l.Module
-Classifier = _d2l.Classifier
+# The exercises' models need the d2l package, which the walkthrough does not: they live in
+# d2l_utils._mxnet_models and load on first use (d2l_utils.mxnet.MulMLP, ...).
+_MODELS = ("Module", "Classifier", "MulMLP", "ReusedMLP")
+__all__ += list(_MODELS)
 
 
-class MulMLP(Classifier):
-    """One ``Dense(h, activation="relu")`` per entry of ``num_hiddens``, then
-    ``Dense(num_outputs)``, in a hybridizable ``nn.HybridSequential``. Gluon's ``Dense``
-    flattens its input itself (``flatten=True``), so no Flatten layer is needed; input sizes
-    are inferred on the first forward pass (deferred initialisation)."""
+def __getattr__(name):
+    if name in _MODELS:
+        from d2l_utils import _mxnet_models
 
-    def __init__(self, num_outputs, num_hiddens, lr):
-        super().__init__()
-        self.save_hyperparameters()
-        self.net = _nn.HybridSequential()
-        for h in num_hiddens:
-            self.net.add(_nn.Dense(h, activation="relu"))
-        self.net.add(_nn.Dense(num_outputs))
-        self.net.initialize()
-
-
-class ReusedMLP(Classifier):
-    """``reused_layer`` (already trained blocks, e.g. ``MulMLP.net[:2]``), then new Dense + ReLU
-    layers (one per entry of ``num_hiddens``) and a new output layer."""
-
-    def __init__(self, num_outputs, num_hiddens, lr, reused_layer):
-        super().__init__()
-        self.save_hyperparameters()
-        self.net = _nn.HybridSequential()
-        self.net.add(reused_layer)
-        fresh = [_nn.Dense(h, activation="relu") for h in num_hiddens] + [_nn.Dense(num_outputs)]
-        for layer in fresh:
-            self.net.add(layer)
-            layer.initialize()
-
-
-__all__ += ["Module", "Classifier", "MulMLP", "ReusedMLP"]
+        return getattr(_mxnet_models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

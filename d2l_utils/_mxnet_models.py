@@ -1,0 +1,40 @@
+"""The exercises' MXNet models (see d2l_utils.mxnet, which re-exports them)."""
+
+import d2l_utils.mxnet  # noqa: F401  (restores numpy.bool before mxnet and d2l load)
+from d2l import mxnet as _d2l  # noqa: E402
+from mxnet.gluon import nn as _nn  # noqa: E402
+
+Module = _d2l.Module
+Classifier = _d2l.Classifier
+
+
+class MulMLP(Classifier):
+    """One ``Dense(h, activation="relu")`` per entry of ``num_hiddens``, then
+    ``Dense(num_outputs)``, in a hybridizable ``nn.HybridSequential``. Gluon's ``Dense``
+    flattens its input itself (``flatten=True``), so no Flatten layer is needed; input sizes
+    are inferred on the first forward pass (deferred initialisation)."""
+
+    def __init__(self, num_outputs, num_hiddens, lr):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = _nn.HybridSequential()
+        for h in num_hiddens:
+            self.net.add(_nn.Dense(h, activation="relu"))
+        self.net.add(_nn.Dense(num_outputs))
+        self.net.initialize()
+
+
+class ReusedMLP(Classifier):
+    """``reused_layer`` (already trained blocks, e.g. ``MulMLP.net[:2]``), then new Dense + ReLU
+    layers (one per entry of ``num_hiddens``) and a new output layer."""
+
+    def __init__(self, num_outputs, num_hiddens, lr, reused_layer):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = _nn.HybridSequential()
+        self.net.add(reused_layer)
+        fresh = [_nn.Dense(h, activation="relu") for h in num_hiddens] + [_nn.Dense(num_outputs)]
+        for layer in fresh:
+            self.net.add(layer)
+            layer.initialize()
+
