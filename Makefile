@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # pytest-xdist workers; every test and notebook is independent.
 JOBS ?= 2
 
-.PHONY: setup lab test lock sync execute workbooks clean
+.PHONY: setup lab test lock sync execute workbooks grade handout clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,17 @@ execute: setup
 # Regenerate the student workbooks notebooks/<framework>/exercises.* from the solutions.
 workbooks: setup
 	$(BIN)/python scripts/build_workbooks.py
+
+# Instructors: grade a folder of submissions laid out as <student>/<framework>/exercises.ipynb.
+# Writes course/gradebook.db, course/grades.csv and course/feedback/. JOBS defaults to one per core.
+SUBMISSIONS ?= course/submitted
+grade: setup
+	$(BIN)/python -m grading grade $(SUBMISSIONS) $(if $(GRADE_JOBS),--jobs $(GRADE_JOBS))
+
+# Instructors: the folder to hand out (notebooks, d2l_utils, environment files, README).
+HANDOUT ?= handout
+handout: setup
+	$(BIN)/python -m grading handout --out $(HANDOUT)
 
 # Re-resolve requirements.in into requirements.lock in a throw-away venv.
 lock:

@@ -1,0 +1,45 @@
+"""Command line: python -m grading {grade,handout} ..."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from grading.course import CELL_TIMEOUT, COURSE, OUTPUT_LIMIT
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grading", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("grade", help="autograde a folder of submissions")
+    g.add_argument("submissions", type=Path, help="folder laid out as <student>/<assignment>/")
+    g.add_argument("--course", type=Path, default=COURSE, help="where the gradebook, grades.csv "
+                   "and feedback go (default: course/)")
+    g.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders "
+                   "(default: one per core)")
+    g.add_argument("--timeout", type=int, default=CELL_TIMEOUT, help="seconds per cell")
+    g.add_argument("--output-limit", type=int, default=OUTPUT_LIMIT, help="bytes of output per cell")
+    h = sub.add_parser("handout", help="build what students get: no solutions, no hidden tests")
+    h.add_argument("--out", type=Path, default=Path("handout"), help="folder to create")
+    args = parser.parse_args(argv)
+    if args.command == "grade":
+        from grading.grade import grade
+
+        results = grade(args.submissions, args.course, args.jobs, args.timeout, args.output_limit)
+        failed = [r for r in results if not r.success]
+        print(f"graded {len(results)} submissions into {args.course}: "
+              f"grades.csv, feedback/; {len(failed)} could not run (scored 0):")
+        for r in failed:
+            print(f"  {r.student}/{r.assignment}: {r.error.splitlines()[0] if r.error else ''}")
+        return 0
+    from grading.handout import build
+
+    out = build(args.out)
+    print(f"wrote the student handout to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Build what students get: the notebooks, d2l_utils, the environment files and the README.
+
+Nothing from solutions/, tests/ or grading/ is included, and every file is checked before the
+handout is written: no notebook may contain a solution region, a hidden-test region or an
+output, and every student workbook must equal what nbgrader generates from the solutions
+(scripts/build_workbooks.py --check).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from grading.course import REPO
+
+# What a student needs to run the workbook, as it is in this repository.
+INCLUDE = ["README.md", "Makefile", "pyproject.toml", "conftest.py", "requirements.in",
+           "requirements.lock", "environment.yml", "scripts/install_kernel.py",
+           "tests/sanitize.cfg", "d2l_utils", "notebooks"]
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+
+
+def check(folder: Path) -> list[str]:
+    """Problems that would make `folder` unfit to hand out (empty when fine)."""
+    problems = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder)
+        if (rel.parts[0] in ("solutions", "grading", "course", "benchmarks") or path.suffix == ".db"
+                or (rel.parts[0] == "tests" and rel.name != "sanitize.cfg")):
+            problems.append(f"{rel}: not for students")
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        for marker in MARKERS:
+            if marker in text:
+                problems.append(f"{rel}: contains '{marker}'")
+    return problems
+
+
+def build(out: Path) -> Path:
+    stale = subprocess.run([sys.executable, str(REPO / "scripts" / "build_workbooks.py"), "--check"],
+                           capture_output=True, text=True)
+    if stale.returncode != 0:
+        raise SystemExit(f"student workbooks are out of date:\n{stale.stdout}{stale.stderr}")
+    out = out.resolve()
+    if out.exists():
+        raise SystemExit(f"{out}: already exists; remove it or choose another --out")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        stage = Path(tmp) / out.name
+        for item in INCLUDE:
+            src, dst = REPO / item, stage / item
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dst, ignore=ignore)
+            else:
+                shutil.copy2(src, dst)
+        problems = check(stage)
+        if problems:
+            raise SystemExit("refusing to write the handout:\n  " + "\n  ".join(problems))
+        stage.rename(out)
+    return out
