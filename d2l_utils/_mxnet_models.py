@@ -38,3 +38,43 @@ class ReusedMLP(Classifier):
             self.net.add(layer)
             layer.initialize()
 
+
+
+def _dense_layers(block) -> list:
+    found = []
+
+    def walk(b):
+        if isinstance(b, _nn.Dense):
+            found.append(b)
+        for child in b._children.values():
+            walk(child() if callable(child) and not isinstance(child, _nn.Block) else child)
+
+    walk(block)
+    if any(0 in layer.weight.shape for layer in found):
+        raise ValueError("the model has deferred shapes: run one batch through it first")
+    return found
+
+
+def save_safetensors(model, path):
+    """Save the model's ``Dense`` layers (in order) in the portable layout of
+    ``d2l_utils.portable`` (MXNet's weights are already (out, in))."""
+    from d2l_utils.portable import save_layers
+
+    return save_layers(path, [(l.weight.data().asnumpy(), l.bias.data().asnumpy())
+                              for l in _dense_layers(model)], "mxnet")
+
+
+def load_safetensors(model, path):
+    """Load a portable MLP file into the model's ``Dense`` layers (checked first)."""
+    from mxnet import nd, util
+    from mxnet import np as mnp
+
+    from d2l_utils.portable import load_layers
+
+    array = mnp.array if util.is_np_array() else nd.array
+    layers = _dense_layers(model)
+    values, meta = load_layers(path, [tuple(l.weight.shape) for l in layers])
+    for l, (w, b) in zip(layers, values):
+        l.weight.set_data(array(w))
+        l.bias.set_data(array(b))
+    return meta

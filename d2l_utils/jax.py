@@ -68,3 +68,50 @@ class ReusedMLP(Classifier):
         for h in self.num_hiddens:
             X = nn.relu(nn.Dense(h)(X))
         return nn.Dense(self.num_outputs)(X)
+
+
+def _dense_params(params) -> list[dict]:
+    """The {"kernel", "bias"} leaves of a linen params tree, in creation (= forward) order."""
+    tree = params.get("params", params)
+    found = []
+
+    def walk(node):
+        if "kernel" in node and "bias" in node:
+            found.append(node)
+            return
+        for value in node.values():
+            if isinstance(value, dict) or hasattr(value, "items"):
+                walk(value)
+
+    walk(tree)
+    return found
+
+
+def save_safetensors(params, path):
+    """Save a Flax params tree's Dense layers in the portable layout of ``d2l_utils.portable``;
+    Flax kernels are (in, out), so they are transposed."""
+    import numpy as np
+
+    from d2l_utils.portable import save_layers
+
+    return save_layers(path, [(np.asarray(d["kernel"]).T, np.asarray(d["bias"]))
+                              for d in _dense_params(params)], "jax")
+
+
+def load_safetensors(params, path):
+    """Return a copy of ``params`` with its Dense layers replaced by a portable MLP file's
+    (JAX arrays are immutable: use the returned tree). Checked first (``CheckpointError``)."""
+    import jax
+
+    from d2l_utils.portable import load_layers
+
+    new = jax.tree_util.tree_map(lambda x: x, params)  # same structure, new containers
+    dense = _dense_params(new)
+    values, _ = load_layers(path, [tuple(d["kernel"].shape)[::-1] for d in dense])
+    for d, (w, b) in zip(dense, values):
+        d["kernel"] = jnp.asarray(w.T)
+        d["bias"] = jnp.asarray(b)
+    return new
+
+
+__all__ += ["save_safetensors", "load_safetensors"]

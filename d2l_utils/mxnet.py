@@ -20,7 +20,7 @@ __all__ = ["mxnet", "np", "npx"]
 
 # The exercises' models need the d2l package, which the walkthrough does not: they live in
 # d2l_utils._mxnet_models and load on first use (d2l_utils.mxnet.MulMLP, ...).
-_MODELS = ("Module", "Classifier", "MulMLP", "ReusedMLP")
+_MODELS = ("Module", "Classifier", "MulMLP", "ReusedMLP", "save_safetensors", "load_safetensors")
 __all__ += list(_MODELS)
 
 

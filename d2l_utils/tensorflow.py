@@ -58,3 +58,42 @@ class ReusedMLP(Classifier):
             reused
             + [keras.layers.Dense(h, activation="relu") for h in num_hiddens]
             + [keras.layers.Dense(num_outputs)])
+
+
+def _dense_layers(model) -> list:
+    layers = []
+
+    def walk(layer):  # depth first, in the order layers were added (the forward order here)
+        if isinstance(layer, keras.layers.Dense):
+            layers.append(layer)
+        for sub in getattr(layer, "layers", []):
+            walk(sub)
+
+    walk(model)
+    if not layers or any(not l.built for l in layers):
+        raise ValueError("the model is not built: call it on a batch first")
+    return layers
+
+
+def save_safetensors(model, path):
+    """Save the model's ``Dense`` layers (in order) in the portable layout of
+    ``d2l_utils.portable``; Keras kernels are (in, out), so they are transposed."""
+    from d2l_utils.portable import save_layers
+
+    return save_layers(path, [(l.kernel.numpy().T, l.bias.numpy()) for l in _dense_layers(model)],
+                       "tensorflow")
+
+
+def load_safetensors(model, path):
+    """Load a portable MLP file into the model's ``Dense`` layers (checked first)."""
+    from d2l_utils.portable import load_layers
+
+    layers = _dense_layers(model)
+    values, meta = load_layers(path, [tuple(l.kernel.shape)[::-1] for l in layers])
+    for l, (w, b) in zip(layers, values):
+        l.kernel.assign(w.T)
+        l.bias.assign(b)
+    return meta
+
+
+__all__ += ["save_safetensors", "load_safetensors"]

@@ -49,3 +49,36 @@ class ReusedMLP(Classifier):
             layers.append(nn.ReLU())
         layers.append(nn.LazyLinear(num_outputs))
         self.net = nn.Sequential(*layers)
+
+
+def _dense_layers(model) -> list:
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if any(isinstance(m.weight, nn.parameter.UninitializedParameter) for m in layers):
+        raise ValueError("the model has lazy layers without shapes yet: run one batch through it first")
+    return layers
+
+
+def save_safetensors(model, path):
+    """Save the model's ``nn.Linear`` layers (in registration order) in the portable layout of
+    ``d2l_utils.portable``."""
+    from d2l_utils.portable import save_layers
+
+    return save_layers(path, [(m.weight.detach().cpu().numpy(), m.bias.detach().cpu().numpy())
+                              for m in _dense_layers(model)], "pytorch")
+
+
+def load_safetensors(model, path):
+    """Load a portable MLP file into the model's ``nn.Linear`` layers; names, shapes and dtypes
+    are checked first (``CheckpointError``), so nothing changes on a mismatch."""
+    from d2l_utils.portable import load_layers
+
+    layers = _dense_layers(model)
+    values, meta = load_layers(path, [tuple(m.weight.shape) for m in layers])
+    with torch.no_grad():
+        for m, (w, b) in zip(layers, values):
+            m.weight.copy_(torch.from_numpy(w))
+            m.bias.copy_(torch.from_numpy(b))
+    return meta
+
+
+__all__ += ["save_safetensors", "load_safetensors"]

@@ -31,41 +31,43 @@ FRAMEWORKS = ("mxnet", "pytorch", "tensorflow", "jax")
 NOTEBOOK = "exercises"
 
 
-def _env() -> dict[str, str]:
+def generate(frameworks: list[str], out_base: Path) -> list[Path]:
+    """Write out_base/<framework>/exercises.{ipynb,py} for each framework; return the paths."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
     # nbgrader runs `alembic` (its database migrations) from PATH: use this environment's.
-    bindir = str(Path(sys.executable).parent)
-    return dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
-
-
-def generate(framework: str, out_dir: Path) -> list[Path]:
-    """Write out_dir/exercises.ipynb and its .py twin for one framework; return the paths."""
-    source = ROOT / "solutions" / framework / f"{NOTEBOOK}.ipynb"
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    written = []
     with tempfile.TemporaryDirectory() as tmp:
         course = Path(tmp)
-        (course / "source" / framework).mkdir(parents=True)
-        shutil.copy2(source, course / "source" / framework / source.name)
-        proc = subprocess.run(
-            [sys.executable, "-m", "nbgrader", "generate_assignment", framework, "--force",
-             f"--CourseDirectory.root={course}", f"--db=sqlite:///{course / 'gradebook.db'}",
-             "--log-level=WARN"],
-            cwd=course, env=_env(), capture_output=True, text=True,
-        )
-        released = course / "release" / framework / source.name
-        if proc.returncode != 0 or not released.exists():
-            raise SystemExit(f"nbgrader failed on {source.relative_to(ROOT)}:\n{proc.stderr}")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        ipynb = out_dir / source.name
-        shutil.copyfile(released, ipynb)
-    py = ipynb.with_suffix(".py")
+        c = Config()
+        c.CourseDirectory.root = str(course)
+        c.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
+        c.Application.log_level = "WARN"
+        api = NbGraderAPI(CourseDirectory(config=c), config=c)
+        for fw in frameworks:
+            source = ROOT / "solutions" / fw / f"{NOTEBOOK}.ipynb"
+            (course / "source" / fw).mkdir(parents=True)
+            shutil.copy2(source, course / "source" / fw / source.name)
+            result = api.generate_assignment(fw, force=True, create=True)
+            released = course / "release" / fw / source.name
+            if not result["success"] or not released.exists():
+                raise SystemExit(f"nbgrader failed on {source.relative_to(ROOT)}:\n{result['log']}")
+            (out_base / fw).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(released, out_base / fw / source.name)
+            written.append(out_base / fw / source.name)
+    twins = [p.with_suffix(".py") for p in written]
     subprocess.run(
         # The same filters as pyproject.toml's [tool.jupytext], given explicitly because --check
         # writes outside the repository, where that configuration is not found.
         [sys.executable, "-m", "jupytext", "--quiet", "--to", "py:percent",
          "--opt", "notebook_metadata_filter=-all", "--opt", "cell_metadata_filter=nbgrader,tags,-all",
-         "--output", str(py), str(ipynb)],
-        cwd=ROOT, env=_env(), check=True,
+         *map(str, written)],
+        cwd=ROOT, check=True,
     )
-    return [ipynb, py]
+    return written + twins
 
 
 def frameworks_with_solutions() -> list[str]:
@@ -80,13 +82,12 @@ def main() -> int:
     stale = []
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) if args.check else (args.out or ROOT / "notebooks")
-        for fw in frameworks_with_solutions():
-            for path in generate(fw, base / fw):
-                committed = ROOT / "notebooks" / fw / path.name
-                if args.check and not (committed.exists() and filecmp.cmp(path, committed, shallow=False)):
-                    stale.append(committed.relative_to(ROOT))
-                elif not args.check:
-                    print(f"wrote {path}")
+        for path in generate(frameworks_with_solutions(), base):
+            committed = ROOT / "notebooks" / path.parent.name / path.name
+            if args.check and not (committed.exists() and filecmp.cmp(path, committed, shallow=False)):
+                stale.append(committed.relative_to(ROOT))
+            elif not args.check:
+                print(f"wrote {path}")
     if stale:
         print("stale student workbooks (run `make workbooks`):", *stale, sep="\n  ")
         return 1

@@ -1,10 +1,11 @@
 """`python -m grading grade` on a fixture class: expected scores, feedback, nothing touched.
 
-The class is built from the PyTorch assignment: a correct submission (the solution), the
-untouched student workbook, a partly correct one, and one submission for each hostile kind:
-an endless loop, a kernel that exits, an error in every cell, endless printing, and a
-vandal that deletes its own files and tries to read and change the solutions, the gradebook
-and another student's submission.
+Two students hand in all four assignments: "correct" (the solutions, full marks) and
+"untouched" (the student workbooks as released, zero). The others hand in the PyTorch
+assignment: a partly correct one, and one submission for each hostile kind: an endless loop,
+a kernel that exits, an error in every cell, endless printing, and a vandal that deletes its
+own files and tries to read and change the solutions, the gradebook and another student's
+submission.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
-from conftest import ROOT
+from conftest import FRAMEWORKS, ROOT
 
 ASSIGNMENT = "pytorch"
 SOLUTION = ROOT / "solutions" / ASSIGNMENT / "exercises.ipynb"
@@ -57,8 +58,8 @@ def _stub_solutions(nb, grade_ids):
     return nb
 
 
-def _with_first_cell(code):
-    nb = nbformat.read(SOLUTION, as_version=4)
+def _with_first_cell(code, notebook=SOLUTION):
+    nb = nbformat.read(notebook, as_version=4)
     nb.cells.insert(1, new_code_cell(code))
     return nb
 
@@ -79,31 +80,37 @@ def graded(tmp_path_factory):
             cell.source = "raise RuntimeError('every cell fails')\n" + cell.source
     other = subs / "correct" / ASSIGNMENT / "exercises.ipynb"
     fixtures = {
-        "correct": solution,
-        "untouched": nbformat.read(WORKBOOK, as_version=4),
         "partial": _stub_solutions(nbformat.read(SOLUTION, as_version=4), {"pytorch-ex3-export"}),
         "loops": _with_first_cell("while True:\n    pass"),
         "exits": _with_first_cell("import os\nos._exit(1)"),
         "raises": raising,
         "prints": _with_first_cell("while True:\n    print('spam ' * 200)"),
         "vandal": _with_first_cell(VANDAL.format(
-            solutions=str(SOLUTION), gradebook=str(course / "gradebook.db"), other=str(other))),
+            solutions=str(SOLUTION), gradebook=str(course / "gradebook.db"), other=str(other)),
+            WORKBOOK),
     }
-    for student, nb in fixtures.items():
-        folder = subs / student / ASSIGNMENT
+    for fw in FRAMEWORKS:
+        fixtures[("correct", fw)] = nbformat.read(ROOT / "solutions" / fw / "exercises.ipynb", as_version=4)
+        fixtures[("untouched", fw)] = nbformat.read(ROOT / "notebooks" / fw / "exercises.ipynb", as_version=4)
+    for key, nb in fixtures.items():
+        student, assignment = key if isinstance(key, tuple) else (key, ASSIGNMENT)
+        folder = subs / student / assignment
         folder.mkdir(parents=True)
         nbformat.write(nb, folder / "exercises.ipynb")
         (folder / "notes.txt").write_text(f"{student}'s own file\n")
     before = {"solutions": _digest(ROOT / "solutions"), "submitted": _digest(subs)}
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "grading", "grade", str(subs), "--course", str(course),
-                           "--jobs", "2", "--timeout", "30"],
+                           "--jobs", "2", "--timeout", "20"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     return {"proc": proc, "course": course, "subs": subs, "before": before}
 
 
-EXPECTED = {"correct": 10, "untouched": 0, "partial": 6, "loops": 10, "exits": 0, "raises": 0,
-            "prints": 10, "vandal": 10}
+EXPECTED = {("partial", ASSIGNMENT): 6, ("loops", ASSIGNMENT): 10, ("exits", ASSIGNMENT): 0,
+            ("raises", ASSIGNMENT): 0, ("prints", ASSIGNMENT): 10, ("vandal", ASSIGNMENT): 0}
+for _fw in FRAMEWORKS:
+    EXPECTED[("correct", _fw)] = 10
+    EXPECTED[("untouched", _fw)] = 0
 
 
 def test_batch_completes_with_expected_scores(graded):
@@ -112,15 +119,16 @@ def test_batch_completes_with_expected_scores(graded):
     assert "submission" in proc.stderr  # the progress bar (tqdm writes to stderr)
     with open(graded["course"] / "grades.csv") as f:
         rows = list(csv.DictReader(f))
-    assert sorted(r["student_id"] for r in rows) == sorted(EXPECTED)  # one row each, none lost
-    scores = {r["student_id"]: float(r["score"]) for r in rows}
-    assert scores == {k: float(v) for k, v in EXPECTED.items()}
+    # nbgrader's export has a row for every student and assignment; those not handed in score 0
+    scores = {(r["student_id"], r["assignment"]): float(r["score"]) for r in rows}
+    assert len(rows) == len(scores) == len({s for s, _ in EXPECTED}) * len(FRAMEWORKS)
+    assert {k: v for k, v in scores.items() if k in EXPECTED} == {k: float(v) for k, v in EXPECTED.items()}
     assert {float(r["max_score"]) for r in rows} == {10.0}
 
 
 def test_feedback_gives_reasons_and_hides_hidden_tests(graded):
     feedback = graded["course"] / "feedback"
-    pages = {s: (feedback / s / ASSIGNMENT / "exercises.html").read_text() for s in EXPECTED}
+    pages = {s: (feedback / s / a / "exercises.html").read_text() for s, a in EXPECTED}
     assert "CellTimeoutError" in pages["loops"]
     assert "KernelDied" in pages["exits"]
     assert "output truncated" in pages["prints"]
@@ -142,5 +150,5 @@ def test_vandal_changed_nothing(graded):
     env_path = str(Path(sys.executable).parent)
     os.environ["PATH"] = env_path + os.pathsep + os.environ["PATH"]  # nbgrader calls alembic
     with Gradebook(f"sqlite:///{graded['course'] / 'gradebook.db'}") as gb:
-        assert len(gb.assignment_submissions(ASSIGNMENT)) == len(EXPECTED)
+        assert len(gb.assignment_submissions(ASSIGNMENT)) == sum(a == ASSIGNMENT for _, a in EXPECTED)
         assert gb.find_submission(ASSIGNMENT, "correct").score == 10

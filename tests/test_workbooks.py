@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +14,6 @@ from conftest import FRAMEWORKS, ROOT
 
 SOLVED = [fw for fw in FRAMEWORKS if (ROOT / "solutions" / fw / "exercises.ipynb").exists()]
 REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
-
-
-def _nbgrader_env() -> dict[str, str]:
-    return dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
 
 
 def test_every_framework_has_solutions():
@@ -66,33 +60,14 @@ def test_workbook_has_no_solution_text(framework):
 
 
 @pytest.mark.parametrize("framework", SOLVED)
-def test_autograde_solution_full_marks_untouched_zero(framework, tmp_path, notebook_env):
-    """nbgrader autogrades the solution to full marks and the untouched workbook to zero."""
-    course = tmp_path / "course"
-    src = course / "source" / framework
-    src.mkdir(parents=True)
-    shutil.copy2(ROOT / "solutions" / framework / "exercises.ipynb", src)
-    submissions = {
-        "solved": ROOT / "solutions" / framework / "exercises.ipynb",
-        "untouched": ROOT / "notebooks" / framework / "exercises.ipynb",
-    }
-    for student, notebook in submissions.items():
-        dest = course / "submitted" / student / framework
-        dest.mkdir(parents=True)
-        shutil.copy2(notebook, dest / "exercises.ipynb")
-    env = dict(notebook_env, PATH=_nbgrader_env()["PATH"])
-    db = f"--db=sqlite:///{course / 'gradebook.db'}"
-    common = [f"--CourseDirectory.root={course}", db, "--log-level=WARN"]
-    for step in (["generate_assignment", framework, "--force"], ["autograde", framework, "--create"]):
-        proc = subprocess.run([sys.executable, "-m", "nbgrader", *step, *common],
-                              cwd=course, env=env, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-
-    from nbgrader.api import Gradebook
-
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        solved = gb.find_submission(framework, "solved")
-        untouched = gb.find_submission(framework, "untouched")
-        assert solved.max_score == 10
-        assert solved.score == solved.max_score
-        assert untouched.score == 0
+def test_ten_points_in_tests_only(framework):
+    """Autograded cells carry 10 points; prose answers are read by the instructor (0 points).
+    tests/test_grading.py autogrades every solution (full marks) and every untouched workbook
+    (zero) with nbgrader."""
+    solution = nbformat.read(ROOT / "solutions" / framework / "exercises.ipynb", as_version=4)
+    graded = [c.metadata.nbgrader for c in solution.cells
+              if c.metadata.get("nbgrader", {}).get("grade")]
+    tests = [m for m in graded if not m.get("solution")]
+    assert sum(m["points"] for m in tests) == 10 and len(tests) >= 3
+    assert all(m["points"] == 0 for m in graded if m.get("solution"))
+    assert all(m["grade_id"].startswith(framework + "-") for m in graded)

@@ -1,0 +1,47 @@
+"""The framework-neutral layout of an MLP's parameters in a safetensors file.
+
+Every framework module of d2l_utils (``save_safetensors`` / ``load_safetensors``) writes and
+reads the same names and layouts, so a file written by one loads into any other:
+
+* dense layer ``i`` (0-based, in the order of the forward pass): ``dense{i}.weight`` with
+  shape ``(out, in)`` (PyTorch's and MXNet's layout; Keras and Flax store ``(in, out)`` and
+  transpose) and ``dense{i}.bias`` with shape ``(out,)``, float32;
+* metadata ``{"format": "d2l-io/mlp", "layers": "<n>", "framework": "<who wrote it>"}``.
+
+Files are written and read by d2l_utils.checkpoint (atomic, checksummed, validated), and a load
+checks every name, shape and dtype against the target model before it changes anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from d2l_utils.checkpoint import CheckpointError, load_tensors, save_tensors
+
+FORMAT = "d2l-io/mlp"
+
+
+def save_layers(path, layers: Sequence[tuple[np.ndarray, np.ndarray]], framework: str) -> Path:
+    """Save [(weight (out, in), bias (out,)), ...] in forward order."""
+    tensors = {}
+    for i, (w, b) in enumerate(layers):
+        tensors[f"dense{i}.weight"] = np.asarray(w, np.float32)
+        tensors[f"dense{i}.bias"] = np.asarray(b, np.float32)
+    return save_tensors(path, tensors, {"format": FORMAT, "layers": str(len(layers)),
+                                        "framework": framework})
+
+
+def load_layers(path, shapes: Sequence[tuple[int, int]]) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
+    """Read a file into [(weight (out, in), bias (out,)), ...] that fits a model whose dense
+    layers have these (out, in) shapes; raise CheckpointError if it does not fit."""
+    expected = {}
+    for i, (out, inp) in enumerate(shapes):
+        expected[f"dense{i}.weight"] = ((out, inp), np.float32)
+        expected[f"dense{i}.bias"] = ((out,), np.float32)
+    tensors, meta = load_tensors(path, expected=expected)
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(path, f"not an MLP file of this workbook (format {meta.get('format')!r})")
+    return [(tensors[f"dense{i}.weight"], tensors[f"dense{i}.bias"]) for i in range(len(shapes))], meta

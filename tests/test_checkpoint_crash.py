@@ -1,0 +1,54 @@
+"""A writer killed (SIGKILL) at random moments while it saves over a checkpoint never leaves a
+broken or mixed file: the checkpoint always loads and is exactly the old or the new content."""
+
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from d2l_utils.checkpoint import load_tensors, save_tensors
+
+TRIALS = 60
+WRITER = """
+import sys
+import numpy as np
+from d2l_utils.checkpoint import save_tensors
+path = sys.argv[1]
+versions = [{"w": np.full((4, 2**20), v, np.float32), "step": np.int64(v)} for v in (1, 2)]
+print("ready", flush=True)
+i = 0
+while True:  # save over the checkpoint again and again, alternating the two versions
+    save_tensors(path, versions[i % 2], {"version": str(i % 2 + 1)})
+    i += 1
+"""
+
+
+def test_kill_during_save_leaves_old_or_new(tmp_path):
+    path = tmp_path / "ck.safetensors"
+    save_tensors(path, {"w": np.full((4, 2**20), 1, np.float32), "step": np.int64(1)}, {"version": "1"})
+    rng = random.Random(0)
+    seen, interrupted = {"1": 0, "2": 0}, 0
+    for _ in range(TRIALS):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)],
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 0.3))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        leftovers = [p for p in tmp_path.iterdir() if p != path]
+        interrupted += bool(leftovers)
+        for p in leftovers:  # what a killed save leaves: hidden temporary files (ours, and the
+            # one safetensors itself writes before renaming), never a file under the final name
+            assert p.name.startswith(".") and "tmp" in p.name, p.name
+            p.unlink()
+        tensors, meta = load_tensors(path)  # raises if the file were broken
+        v = int(meta["version"])
+        assert int(tensors["step"]) == v and np.all(tensors["w"] == v), "a mix of two versions"
+        seen[meta["version"]] += 1
+    assert sum(seen.values()) == TRIALS
+    assert interrupted >= TRIALS // 2, f"only {interrupted} of {TRIALS} kills hit a save"
+    print(f"{TRIALS} kills, {interrupted} during a save; found old/new: {seen}")

@@ -1,0 +1,51 @@
+"""`python -m grading handout`: what students get holds no solution and no hidden test."""
+
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def _handout(out):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "grading", "handout", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_handout_has_workbooks_and_no_solutions(tmp_path):
+    out = tmp_path / "handout"
+    proc = _handout(out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    for fw in ("mxnet", "pytorch", "tensorflow", "jax"):
+        assert f"notebooks/{fw}/exercises.ipynb" in files
+        assert f"notebooks/{fw}/read-write.ipynb" in files
+    assert {"README.md", "environment.yml", "requirements.lock", "d2l_utils/__init__.py"} <= files
+    assert not any(f.startswith(("solutions/", "grading/", "course/")) for f in files)
+    solution_lines = set()
+    for fw in ("mxnet", "pytorch", "tensorflow", "jax"):
+        text = (ROOT / "solutions" / fw / "exercises.py").read_text()
+        for block in text.split("### BEGIN HIDDEN TESTS")[1:]:
+            solution_lines |= {l.strip() for l in block.split("### END HIDDEN TESTS")[0].splitlines()
+                               if len(l.strip()) > 12}
+    for f in files:
+        text = (out / f).read_bytes().decode("utf-8", "replace")
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, f
+        assert not [l for l in solution_lines if l in text], f
+
+
+def test_handout_refuses_a_leak_and_an_existing_folder(tmp_path):
+    from grading.handout import check
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "x.py").write_text("### BEGIN SOLUTION\nanswer = 42\n")
+    (tmp_path / "solutions").mkdir()
+    (tmp_path / "solutions" / "a.ipynb").write_text("{}")
+    problems = check(tmp_path)
+    assert any("x.py" in p and "BEGIN SOLUTION" in p for p in problems)
+    assert any("solutions/a.ipynb" in p for p in problems)
+    existing = tmp_path / "taken"
+    existing.mkdir()
+    proc = _handout(existing)
+    assert proc.returncode != 0 and "already exists" in proc.stderr

@@ -1,0 +1,93 @@
+"""The portable MLP format: each framework round-trips its own file and every framework's file
+loads into every other framework with the same outputs (each framework in its own process,
+importing only that framework)."""
+
+import functools
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import FRAMEWORK_MODULES, FRAMEWORKS
+
+# Per framework: build a 20 -> 16 -> 8 -> 3 MLP with a given seed, as (setup, forward) code.
+BUILD = {
+    "pytorch": ("import torch\nfrom d2l_utils import torch as u\ntorch.manual_seed(SEED)\n"
+                "m = u.MulMLP(3, [16, 8], 0.1)\nm(torch.zeros(1, 20))\n",
+                "m(torch.from_numpy(x)).detach().numpy()", "u.save_safetensors(m, P)",
+                "u.load_safetensors(m, P)"),
+    "tensorflow": ("import keras\nfrom d2l_utils import tensorflow as u\nkeras.utils.set_random_seed(SEED)\n"
+                   "m = u.MulMLP(3, [16, 8], 0.1)\nm(np.zeros((1, 20), np.float32))\n",
+                   "m(x).numpy()", "u.save_safetensors(m, P)", "u.load_safetensors(m, P)"),
+    "mxnet": ("from d2l_utils import mxnet as u\nu.npx.set_np()\nu.mxnet.random.seed(SEED)\n"
+              "m = u.MulMLP(3, [16, 8], 0.1)\nm(u.np.zeros((1, 20)))\n",
+              "m(u.np.array(x)).asnumpy()", "u.save_safetensors(m, P)", "u.load_safetensors(m, P)"),
+    "jax": ("import jax\nfrom d2l_utils import jax as u\nmodel = u.MulMLP(3, (16, 8), 0.1)\n"
+            "m = model.init(jax.random.PRNGKey(SEED), np.zeros((1, 20), np.float32))\n",
+            "np.asarray(model.apply(m, x))", "u.save_safetensors(m, P)", "m = u.load_safetensors(m, P)"),
+}
+HEAD = "import sys, json\nimport numpy as np\nfrom d2l_utils.checkpoint import CheckpointError\n"
+X = np.random.default_rng(0).standard_normal((5, 20)).astype(np.float32)
+
+
+def _run(fw, body, tmp_path, env, seed=0):
+    setup, forward, save, load = BUILD[fw]
+    code = (HEAD + setup.replace("SEED", str(seed)) + f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+            + body.format(forward=forward, save=save, load=load))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@functools.cache
+def _bare_import(fw):
+    """Framework modules a bare `import <framework>` loads by itself (TensorFlow imports JAX
+    when it is installed; see tests/test_walkthrough_imports.py)."""
+    module = "d2l_utils.mxnet" if fw == "mxnet" else FRAMEWORK_MODULES[fw]
+    code = f"import sys, {module}; print(sorted(m for m in {sorted(FRAMEWORK_MODULES.values())!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().replace("'", '"'))
+
+
+def _numpy_forward(layers, x):
+    """The MLP in plain NumPy, in the file's (out, in) layout: the reference for every framework."""
+    for i, (w, b) in enumerate(layers):
+        x = x @ w.T + b
+        if i < len(layers) - 1:
+            x = np.maximum(x, 0)
+    return x
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_layouts_against_numpy_and_refusal(framework, tmp_path, notebook_env):
+    """A file made with NumPy loads into the framework's model and gives NumPy's outputs; the
+    framework's own file gives, in NumPy, the framework's outputs; a file for another
+    architecture is refused and changes nothing; only the framework itself is imported."""
+    from d2l_utils.portable import load_layers, save_layers
+
+    rng = np.random.default_rng(3)
+    layers = [(rng.standard_normal((o, i)).astype(np.float32), rng.standard_normal(o).astype(np.float32))
+              for o, i in ((16, 20), (8, 16), (3, 8))]
+    given, own, wrong = (tmp_path / n for n in ("numpy.safetensors", "own.safetensors", "wrong.safetensors"))
+    save_layers(given, layers, "numpy")
+    save_layers(wrong, layers[:1] + [(np.zeros((3, 16)), np.zeros(3))], "numpy")
+    np.save(tmp_path / "x.npy", X)
+    body = (f"P = {str(wrong)!r}\nbefore = {{forward}}\n"
+            "try:\n    {load}\n    print('LOADED')\nexcept CheckpointError as e:\n    print(json.dumps(e.problem))\n"
+            "print(np.array_equal(before, {forward}))\n"
+            f"P = {str(own)!r}\n{{save}}\nnp.save({str(tmp_path / 'own.npy')!r}, {{forward}})\n"
+            f"P = {str(given)!r}\n{{load}}\nnp.save({str(tmp_path / 'given.npy')!r}, {{forward}})\n"
+            f"print(json.dumps(sorted(m for m in {sorted(FRAMEWORK_MODULES.values())!r} if m in sys.modules)))\n")
+    out = _run(framework, body, tmp_path, notebook_env).strip().splitlines()
+    problem, unchanged, modules = json.loads(out[-3]), out[-2], json.loads(out[-1])
+    assert "missing tensors ['dense2.bias', 'dense2.weight']" in problem
+    assert "dense1.weight has shape (3, 16), expected (8, 16)" in problem
+    assert unchanged == "True"
+    np.testing.assert_allclose(np.load(tmp_path / "given.npy"), _numpy_forward(layers, X), atol=1e-4, rtol=1e-5)
+    own_layers, meta = load_layers(own, [(16, 20), (8, 16), (3, 8)])
+    assert meta["framework"] == framework and meta["layers"] == "3"
+    np.testing.assert_allclose(np.load(tmp_path / "own.npy"), _numpy_forward(own_layers, X), atol=1e-4, rtol=1e-5)
+    assert modules == _bare_import(framework)
