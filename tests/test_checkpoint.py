@@ -103,3 +103,15 @@ def test_file_mode_follows_umask(saved):
     mask = os.umask(0)
     os.umask(mask)
     assert saved.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_files_are_standard_safetensors(saved, tmp_path):
+    """The safetensors library reads our files; its own files (no checksum) are refused."""
+    from safetensors.numpy import load_file, save_file
+
+    theirs = load_file(saved)
+    for k, v in TENSORS.items():
+        assert np.array_equal(theirs[k].reshape(np.shape(v)), v)
+    plain = tmp_path / "plain.safetensors"
+    save_file({"w": np.ones((2, 2), np.float32)}, plain)
+    assert "no checksum" in _error(plain)
