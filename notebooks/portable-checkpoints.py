@@ -1,0 +1,321 @@
+# %% [markdown]
+# # Portable and Safe Checkpoints
+#
+# Each framework saves parameters in its own format: PyTorch pickles, Keras HDF5, MXNet its
+# `.params`, Flax through Orbax. This notebook answers three questions those formats leave
+# open:
+#
+# 1. **Moving weights between frameworks.** One neutral file, read by all four.
+# 2. **Loading a file someone else made.** Which loaders run code hidden in the file, and which
+#    refuse it.
+# 3. **Not losing a checkpoint when training dies mid-save**, and getting a clear error, not a
+#    silently wrong model, from a damaged or mismatched file.
+#
+# The neutral format is [safetensors](https://huggingface.co/docs/safetensors): a small JSON
+# header (names, dtypes, shapes, byte offsets) and the raw bytes. There is no code in it, so
+# loading it cannot run any. `d2l_utils.checkpoint` writes and reads it; each framework module
+# of `d2l_utils` maps its models to it.
+
+# %%
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+import d2l_utils
+from d2l_utils import mxnet as mxu  # first: restores the NumPy alias MXNet 1.9.1 needs
+from d2l_utils import torch as torchu  # before TensorFlow and JAX (see the note below)
+from d2l_utils import tensorflow as tfu
+from d2l_utils import jax as jaxu
+from d2l_utils.checkpoint import CheckpointError, load_tensors, save_tensors
+
+import jax
+import keras
+import optax
+import tensorflow as tf
+import torch
+from mxnet import autograd, gluon
+
+mxu.npx.set_np()
+os.chdir(d2l_utils.scratch_dir("portable", clean=True))
+X_np, y_np = d2l_utils.make_classification(n=256, num_inputs=20, num_classes=10, seed=0)
+
+# %% [markdown]
+# Four frameworks in one process is unusual, and the import order matters: each framework
+# ships its own copies of native libraries (LLVM, protobuf, OpenMP), and on the versions pinned
+# here, importing `d2l.torch` (with torchvision) after TensorFlow aborts the process. The order
+# above (MXNet, PyTorch, TensorFlow, JAX) works.
+#
+# ## One MLP, four frameworks
+#
+# The same architecture everywhere: 20 inputs, hidden layers of 64 and 32 units with ReLU,
+# 10 outputs (`MulMLP` from each framework's `d2l_utils` module). The frameworks disagree on
+# one thing that matters here: a dense layer's weight matrix is stored as **(out, in)** by
+# PyTorch and MXNet and as **(in, out)** by Keras and Flax. The file uses one layout, PyTorch's:
+# `dense{i}.weight` (out, in) and `dense{i}.bias` (out,), layer by layer in forward order;
+# Keras and Flax transpose on the way in and out.
+#
+# Below, for each framework: build a model (seeded), train it for a few full-batch SGD steps,
+# compute outputs, save and load.
+
+# %%
+HIDDEN, STEPS, LR = [64, 32], 5, 0.1
+
+
+def build(fw, seed):
+    if fw == "pytorch":
+        torch.manual_seed(seed)
+        m = torchu.MulMLP(10, HIDDEN, LR)
+        m(torch.zeros(1, 20))
+        return m
+    if fw == "tensorflow":
+        keras.utils.set_random_seed(seed)
+        m = tfu.MulMLP(10, HIDDEN, LR)
+        m(np.zeros((1, 20), np.float32))
+        return m
+    if fw == "mxnet":
+        mxu.mxnet.random.seed(seed)
+        m = mxu.MulMLP(10, HIDDEN, LR)
+        m(mxu.np.zeros((1, 20)))
+        return m
+    module = jaxu.MulMLP(10, tuple(HIDDEN), LR)
+    return {"module": module, "params": module.init(jax.random.PRNGKey(seed), X_np[:1])}
+
+
+def forward(fw, m, x):
+    if fw == "pytorch":
+        return m(torch.from_numpy(x)).detach().numpy()
+    if fw == "tensorflow":
+        return m(x).numpy()
+    if fw == "mxnet":
+        return m(mxu.np.array(x)).asnumpy()
+    return np.asarray(m["module"].apply(m["params"], x))
+
+
+def train(fw, m):
+    X, y = X_np, y_np
+    if fw == "pytorch":
+        opt = torch.optim.SGD(m.parameters(), lr=LR)
+        for _ in range(STEPS):
+            opt.zero_grad()
+            m.loss(m(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+            opt.step()
+    elif fw == "tensorflow":
+        opt = keras.optimizers.SGD(LR)
+        for _ in range(STEPS):
+            with tf.GradientTape() as tape:
+                loss = m.loss(m(X), y)
+            opt.apply_gradients(zip(tape.gradient(loss, m.trainable_variables), m.trainable_variables))
+    elif fw == "mxnet":
+        trainer = gluon.Trainer(m.collect_params(), "sgd", {"learning_rate": LR})
+        Xm, ym = mxu.np.array(X), mxu.np.array(y)
+        for _ in range(STEPS):
+            with autograd.record():
+                loss = m.loss(m(Xm), ym)
+            loss.backward()
+            trainer.step(1)
+    else:
+        tx = optax.sgd(LR)
+        state = tx.init(m["params"])
+        loss = lambda p: m["module"].loss(m["module"].apply(p, X), y)
+        for _ in range(STEPS):
+            updates, state = tx.update(jax.grad(loss)(m["params"]), state)
+            m["params"] = optax.apply_updates(m["params"], updates)
+    return m
+
+
+MODULES = {"pytorch": torchu, "tensorflow": tfu, "mxnet": mxu, "jax": jaxu}
+
+
+def save(fw, m, path):
+    return MODULES[fw].save_safetensors(m["params"] if fw == "jax" else m, path)
+
+
+def load(fw, m, path):
+    if fw == "jax":
+        m["params"] = jaxu.load_safetensors(m["params"], path)
+    else:
+        MODULES[fw].load_safetensors(m, path)
+    return m
+
+
+FRAMEWORKS = ["pytorch", "tensorflow", "mxnet", "jax"]
+
+# %% [markdown]
+# Train in PyTorch, save, and look inside the file: names, shapes and dtypes, and a little
+# metadata. Any safetensors reader (in any language) sees the same.
+
+# %%
+trained = train("pytorch", build("pytorch", seed=1))
+save("pytorch", trained, "mlp-from-pytorch.safetensors")
+tensors, meta = load_tensors("mlp-from-pytorch.safetensors")
+meta, {name: (t.shape, str(t.dtype)) for name, t in tensors.items()}
+
+# %% [markdown]
+# ## Carry it everywhere, from everywhere
+#
+# For each framework as the source: train there, save, then load the file into a freshly
+# built (differently seeded) model of each framework and compare the outputs on the same
+# input. The tolerance is `atol = 1e-5` on logits of order 1: float32 matrix products may sum
+# in a different order in each framework, so the last bits can differ; anything wrong with
+# names or layouts would be off by far more than that.
+
+# %%
+x = X_np[:16]
+TOL = 1e-5
+agree = {}
+for src in FRAMEWORKS:
+    model = train(src, build(src, seed=1))
+    expected = forward(src, model, x)
+    path = save(src, model, f"mlp-from-{src}.safetensors")
+    for dst in FRAMEWORKS:
+        other = build(dst, seed=2)
+        different_before = not np.allclose(forward(dst, other, x), expected, atol=TOL)
+        got = forward(dst, load(dst, other, path), x)
+        agree[src, dst] = different_before and np.allclose(got, expected, atol=TOL, rtol=0)
+
+print("from \\ into " + "".join(f"{d:>12}" for d in FRAMEWORKS))
+for src in FRAMEWORKS:
+    print(f"{src:<12}" + "".join(f"{str(agree[src, d]):>12}" for d in FRAMEWORKS))
+
+# %%
+assert all(agree.values()) and len(agree) == 16
+
+# %% [markdown]
+# Every row is a source framework, every column a target: sixteen transfers, all giving the
+# source's outputs within `1e-5` (and each target model gave different outputs before the
+# load, so the equality comes from the file).
+#
+# ## Files that run code: shown and refused
+#
+# A pickle stores *instructions* to rebuild objects, and an instruction can be "call this
+# function". `torch.save` and `np.save(..., allow_pickle=True)` write pickles. Below, an object
+# whose unpickling calls `Path.touch` on a marker file: harmless, but it could as well have
+# been any other function.
+
+# %%
+MARKER = Path("marker-code-ran")
+
+
+class Payload:
+    def __reduce__(self):  # what pickle stores: "call Path.touch(MARKER)"
+        return (Path.touch, (MARKER.resolve(),))
+
+
+torch.save({"dense0.weight": torch.zeros(2, 2), "extra": Payload()}, "evil.pt")
+np.save("evil.npy", np.array([Payload()], dtype=object), allow_pickle=True)
+MARKER.exists()
+
+# %% [markdown]
+# `torch.load(..., weights_only=False)` unpickles everything: the code runs.
+
+# %%
+torch.load("evil.pt", weights_only=False)
+assert MARKER.exists()
+MARKER.unlink()
+
+# %% [markdown]
+# So does `np.load(..., allow_pickle=True)`:
+
+# %%
+np.load("evil.npy", allow_pickle=True)
+assert MARKER.exists()
+MARKER.unlink()
+
+# %% [markdown]
+# The safe defaults refuse: `torch.load` with `weights_only=True` (the default since PyTorch
+# 2.6) allows only tensors and plain containers; `np.load` with `allow_pickle=False` (its
+# default) loads only plain arrays; and a safetensors reader finds no header it could trust.
+
+# %%
+try:
+    torch.load("evil.pt", weights_only=True)
+except pickle.UnpicklingError as err:
+    print("torch.load(weights_only=True): refused,", "Unsupported global" in str(err))
+try:
+    np.load("evil.npy", allow_pickle=False)
+except ValueError as err:
+    print("np.load(allow_pickle=False): refused:", err)
+try:
+    load_tensors("evil.pt")
+except CheckpointError as err:
+    print("load_tensors:", err.problem)
+assert not MARKER.exists()
+
+# %% [markdown]
+# ## Bad files get one clear error
+#
+# `d2l_utils.checkpoint.CheckpointError` is the one exception for every problem: it names the
+# file and says what is wrong, and nothing is loaded partially. A checksum (XXH3) of the
+# header's content and the tensor bytes catches damage that would otherwise load as wrong
+# numbers. Four damaged or mismatched files:
+
+# %%
+good = Path("mlp-from-pytorch.safetensors").read_bytes()
+Path("truncated.safetensors").write_bytes(good[: len(good) // 2])
+flipped = bytearray(good)
+flipped[-100] ^= 0x01  # one bit of one weight
+Path("flipped.safetensors").write_bytes(bytes(flipped))
+
+torch.manual_seed(0)
+wider = torchu.MulMLP(10, [128, 32], LR)
+wider(torch.zeros(1, 20))
+half = {k: v.astype(np.float16) for k, v in load_tensors("mlp-from-pytorch.safetensors")[0].items()}
+save_tensors("half.safetensors", half, meta)
+
+for name, attempt in [
+    ("truncated.safetensors", lambda p: load("pytorch", build("pytorch", 0), p)),
+    ("flipped.safetensors", lambda p: load("pytorch", build("pytorch", 0), p)),
+    ("mlp-from-pytorch.safetensors", lambda p: torchu.load_safetensors(wider, p)),
+    ("half.safetensors", lambda p: load("pytorch", build("pytorch", 0), p)),
+]:
+    try:
+        attempt(name)
+    except CheckpointError as err:
+        print(f"{err.path.name}: {err.problem}\n")
+
+# %% [markdown]
+# The wider model was not changed by the failed load: every check runs before the first
+# parameter is written.
+
+# %%
+before = {k: v.clone() for k, v in wider.state_dict().items()}
+try:
+    torchu.load_safetensors(wider, "mlp-from-pytorch.safetensors")
+except CheckpointError:
+    pass
+all(torch.equal(before[k], v) for k, v in wider.state_dict().items())
+
+# %% [markdown]
+# ## Saves that survive a crash
+#
+# Writing a file in place is not atomic: a crash (or a full disk, or a killed job) in the
+# middle leaves a file that is half new and half old, or just short, under the name you will
+# load next. `save_tensors` never writes under the final name: it writes a temporary file in
+# the same folder, flushes it and calls `fsync` (the bytes are on the disk, not only in the
+# page cache), then renames it over the final name (a rename within one file system is
+# atomic) and fsyncs the folder (so the rename itself is durable). At any moment the final
+# name holds the complete old file or the complete new one.
+#
+# `tests/test_checkpoint_crash.py` checks this the hard way: it kills a process that keeps
+# saving over a checkpoint at random moments (60 times) and loads the file after each kill.
+# The cost of the safety is measured in `benchmarks/checkpoint_io.py`: the `fsync`, which is
+# the price of durability, and little else.
+
+# %%
+save_tensors("atomic.safetensors", {"w": np.ones(3, np.float32)})
+sorted(p.name for p in Path().iterdir() if p.name.startswith((".atomic", "atomic")))
+
+# %% [markdown]
+# ## Summary
+#
+# * safetensors holds named tensors and no code, in one layout every framework can map to:
+#   the MLP moved between all four frameworks in every direction with outputs equal within
+#   `1e-5`.
+# * Pickle-based loaders run code from the file unless told not to: keep `weights_only=True`
+#   and `allow_pickle=False`, and prefer formats that cannot carry code.
+# * Check everything before loading anything, with one error type that names the file and
+#   the problem; a checksum turns silent corruption into an error.
+# * Save to a temporary file, fsync, rename: a crash then never costs more than the
+#   checkpoint being written.
