@@ -9,6 +9,7 @@ feedback/<student>/<assignment>/exercises.html.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -50,14 +51,22 @@ def find_submissions(folder: Path, source: Path = SOLUTIONS) -> list[tuple[str, 
     return found
 
 
-def _kernel_env() -> dict[str, str]:
+def _kernel_env(threads: int) -> dict[str, str]:
+    """The d2l-io kernel's environment, with each kernel's thread pools sized to its share of
+    the cores: frameworks default to one thread per core, and k kernels with k x cores
+    threads on k cores spend their time switching instead of computing."""
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         from install_kernel import ENV
     finally:
         sys.path.pop(0)
     keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
-    return dict(keep, **ENV)
+    n = str(threads)
+    limits = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+              "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n,
+              "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+                           f"intra_op_parallelism_threads={n}"}
+    return dict(keep, **ENV, **limits)
 
 
 def prepare_course(course: Path, assignments: set[str], students: set[str],
@@ -83,30 +92,33 @@ def prepare_course(course: Path, assignments: set[str], students: set[str],
             gb.update_or_create_student(student)
 
 
-def _run_worker(job: dict, limit: float) -> tuple[bool, str]:
-    path = Path(job["work"]).with_suffix(".json")
-    path.write_text(json.dumps(job))
-    env = dict(os.environ, PYTHONPATH=str(REPO), **{k: v for k, v in job["kernel_env"].items()
-                                                      if k.startswith(("TF_", "JAX_"))})
-    proc = subprocess.Popen([sys.executable, "-m", "grading.worker", str(path)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+def _run_worker(ctx, job: dict, limit: float) -> tuple[bool, str]:
+    """Grade one submission in a process forked from the server (nbgrader already imported);
+    afterwards kill its whole session: the kernel and anything student code started."""
+    from grading import worker
+
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=worker.child, args=(job, send))
+    proc.start()
+    send.close()
     try:
-        out, err = proc.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        if receive.poll(limit):
+            try:
+                result = receive.recv()
+            except EOFError:
+                proc.join(5)
+                return False, f"the grader stopped (exit {proc.exitcode})"
+            return result["success"], result["error"]
+        if not proc.is_alive():
+            return False, f"the grader stopped (exit {proc.exitcode})"
         return False, f"grading took longer than {limit:.0f} s and was stopped"
     finally:
-        try:  # the kernel and anything it started
+        try:
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             pass
-    lines = [l for l in out.splitlines() if l.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return False, f"the grader stopped (exit {proc.returncode}): {err.strip()[-500:]}"
-    result = json.loads(lines[-1])
-    return result["success"], result["error"]
+        proc.join(10)
+        receive.close()
 
 
 def _record_failure(course: Path, assignment: str, student: str, reason: str) -> None:
@@ -168,9 +180,16 @@ def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOU
     template = work_root / "template.db"
     shutil.copyfile(course / "gradebook.db", template)
     hide = [str(SOLUTIONS), str(source), str(REPO / ".git"), str(course), str(submissions), str(work_root)]
-    env = _kernel_env()
+    env = _kernel_env(max(1, (os.cpu_count() or 1) // jobs))
     # A notebook has some thirty cells; no honest submission comes near this.
     limit = 40 * timeout + 120
+    # Workers fork from a server process that imported nbgrader once (seconds saved per
+    # submission); the kernels they start find grading.sandbox through PYTHONPATH.
+    os.environ["PYTHONPATH"] = str(REPO)
+    for key in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "JAX_PLATFORMS"):
+        os.environ[key] = env[key]
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["grading.worker"])
     results: list[Result] = []
 
     def one(i: int, student: str, assignment: str, folder: Path) -> Result:
@@ -178,7 +197,7 @@ def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOU
         job = {"student": student, "assignment": assignment, "submission": str(folder),
                "work": str(work_root / f"{i:05d}"), "template_db": str(template),
                "source": str(source), "timeout": timeout, "output_limit": output_limit, "hide": hide, "kernel_env": env}
-        ok, error = _run_worker(job, limit)
+        ok, error = _run_worker(ctx, job, limit)
         return Result(student, assignment, ok, error, time.perf_counter() - start)
 
     try:

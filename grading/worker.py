@@ -1,5 +1,8 @@
 """Grade one submission in a private course folder (run by `python -m grading grade`).
 
+`run(job)` is called in a process forked from a server that has imported nbgrader once
+(grading.grade), or from the command line:
+
     python -m grading.worker JOB.json
 
 JOB.json says which student and assignment, where the submission is, which gradebook copy to
@@ -38,14 +41,15 @@ def copy_submission(src: Path, dst: Path) -> None:
             shutil.copyfile(path, dst / rel / name)
 
 
+from nbgrader.apps import NbGraderAPI  # noqa: E402  (imported once, in the fork server)
+from nbgrader.coursedir import CourseDirectory  # noqa: E402
+from traitlets.config import Config  # noqa: E402
+
+from grading import sandbox  # noqa: E402
+from grading.course import configure  # noqa: E402
+
+
 def run(job: dict) -> dict:
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
-
-    from grading import sandbox
-    from grading.course import configure
-
     work = Path(job["work"])
     course, home = work / "course", work / "home"
     student, assignment = job["student"], job["assignment"]
@@ -79,13 +83,23 @@ def run(job: dict) -> dict:
     return {"success": True, "error": ""}
 
 
-def main() -> None:
-    job = json.loads(Path(sys.argv[1]).read_text())
+def safe_run(job: dict) -> dict:
     try:
-        result = run(job)
+        return run(job)
     except Exception as exc:  # reported to the grading process, which records a zero
-        result = {"success": False, "error": f"{type(exc).__name__}: {exc}"}
-    print(json.dumps(result))
+        return {"success": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def child(job: dict, conn) -> None:
+    """Entry point of a forked grading process: its own session, so that the grading process
+    can end it and everything it started (the kernel, anything the kernel spawned) at once."""
+    os.setsid()
+    conn.send(safe_run(job))
+    conn.close()
+
+
+def main() -> None:
+    print(json.dumps(safe_run(json.loads(Path(sys.argv[1]).read_text()))))
 
 
 if __name__ == "__main__":
