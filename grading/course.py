@@ -31,6 +31,12 @@ def configure(c, root: Path, *, timeout: int = CELL_TIMEOUT, output_limit: int =
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py"]
     c.Execute.timeout = timeout
     c.Execute.interrupt_on_timeout = True
+    # On a loaded machine (k kernels on k cores) a kernel's output can trail its reply by
+    # seconds; nbgrader's default then fails the whole notebook. Wait longer, and never fail a
+    # notebook for late output.
+    c.Execute.iopub_timeout = 30
+    c.Execute.raise_on_iopub_timeout = False
+    c.Execute.startup_timeout = 180
     c.LimitOutput.max_lines = 200
     c.LimitOutput.max_traceback = 50
     # Our Execute: caps the output a cell may produce while it runs and grades a notebook whose

@@ -75,11 +75,11 @@ def run(job: dict) -> dict:
               kernel_name=name, source=Path(job["source"]))
     api = NbGraderAPI(CourseDirectory(config=c), config=c)
     graded = api.autograde(assignment, student, force=True, create=True)
-    if not graded["success"]:
-        return {"success": False, "error": graded.get("error") or graded.get("log", "")}
+    if not graded["success"]:  # nbgrader's log holds the real reason, its error only a summary
+        return {"success": False, "error": (graded.get("log") or graded.get("error") or "")[-4000:]}
     feedback = api.generate_feedback(assignment, student, force=True)
     if not feedback["success"]:
-        return {"success": False, "error": feedback.get("error") or feedback.get("log", "")}
+        return {"success": False, "error": (feedback.get("log") or feedback.get("error") or "")[-4000:]}
     return {"success": True, "error": ""}
 
 

@@ -101,7 +101,7 @@ def graded(tmp_path_factory):
     before = {"solutions": _digest(ROOT / "solutions"), "submitted": _digest(subs)}
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "grading", "grade", str(subs), "--course", str(course),
-                           "--jobs", "2", "--timeout", "10"],
+                           "--jobs", "2", "--timeout", "30"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     return {"proc": proc, "course": course, "subs": subs, "before": before}
 
