@@ -26,8 +26,9 @@ $(STAMP): requirements.lock pyproject.toml scripts/install_kernel.py
 	$(BIN)/python scripts/install_kernel.py --sys-prefix
 	@touch $(STAMP)
 
+# --allow-root only where it is needed (containers, CI machines that run as root).
 lab: setup
-	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
