@@ -39,12 +39,10 @@ def main() -> None:
     parser.add_argument("--skip-serial", action="store_true")
     args = parser.parse_args()
     solution = REPO / "solutions" / args.assignment / "exercises.ipynb"
-    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
-               PYTHONPATH=str(REPO))
-    sys.path.insert(0, str(REPO / "scripts"))
-    from install_kernel import ENV
+    from grading.submission import kernel_env
 
-    env.update(ENV)
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    env.update(kernel_env())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from grading.course import CELL_TIMEOUT, COURSE, OUTPUT_LIMIT
+from grading.course import CELL_TIMEOUT, COURSE, OUTPUT_LIMIT, SOLUTIONS
+from grading.sandbox import MEMORY_LIMIT, PROCESS_LIMIT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,18 +22,24 @@ def main(argv: list[str] | None = None) -> int:
                    "(default: one per core)")
     g.add_argument("--timeout", type=int, default=CELL_TIMEOUT, help="seconds per cell")
     g.add_argument("--output-limit", type=int, default=OUTPUT_LIMIT, help="bytes of output per cell")
+    g.add_argument("--memory", type=float, default=MEMORY_LIMIT / 2**30,
+                   help="GB of memory per submission (default 4)")
+    g.add_argument("--processes", type=int, default=PROCESS_LIMIT,
+                   help="processes per submission (default 256)")
+    g.add_argument("--source", type=Path, default=SOLUTIONS, help="the assignments' source "
+                   "notebooks, <source>/<assignment>/exercises.ipynb (default: solutions/)")
     h = sub.add_parser("handout", help="build what students get: no solutions, no hidden tests")
     h.add_argument("--out", type=Path, default=Path("handout"), help="folder to create")
     args = parser.parse_args(argv)
     if args.command == "grade":
         from grading.grade import grade
 
-        results = grade(args.submissions, args.course, args.jobs, args.timeout, args.output_limit)
-        failed = [r for r in results if not r.success]
-        print(f"graded {len(results)} submissions into {args.course}: "
-              f"grades.csv, feedback/; {len(failed)} could not run (scored 0):")
-        for r in failed:
-            print(f"  {r.student}/{r.assignment}: {r.error.splitlines()[0] if r.error else ''}")
+        results = grade(args.submissions, args.course, args.jobs, args.timeout, args.output_limit,
+                        source=args.source, memory=int(args.memory * 2**30),
+                        processes=args.processes)
+        failed = [r for r in results if r.error]
+        print(f"graded {len(results)} submissions into {args.course}: grades.csv, feedback/; "
+              f"{len(failed)} could not run (scored 0)")
         return 0
     from grading.handout import build
 

@@ -1,19 +1,21 @@
 """Grade a folder of submissions: in parallel, each in a sandbox, into nbgrader's gradebook.
 
 Submissions follow nbgrader's layout, SUBMISSIONS/<student>/<assignment>/exercises.ipynb, with
-one assignment per framework (mxnet, pytorch, tensorflow, jax). Results go to the course folder
-(course/ by default): gradebook.db, grades.csv (one row per student and assignment) and
-feedback/<student>/<assignment>/exercises.html.
+one assignment per framework. Results go to the course folder (course/ by default):
+gradebook.db (nbgrader's), grades.csv (one row per student and assignment),
+feedback/<student>/<assignment>/exercises.html, and autograded/<student>/<assignment>/ (the
+executed notebook, for nbgrader's formgrader and the 0-point written answers).
+
+Each submission: grading.submission.grade_one (a sandboxed kernel runs it, a fresh sandboxed
+process checks its exports). Only this process writes the gradebook, one transaction per
+submission, replacing that student's earlier grade for that assignment.
 """
 
 from __future__ import annotations
 
-import json
-import multiprocessing
 import os
+import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,51 +24,43 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from grading import sandbox
-from grading.course import CELL_TIMEOUT, NOTEBOOK, OUTPUT_LIMIT, REPO, SOLUTIONS, configure
-from grading.gradebook import merge_submission
+from grading import checks, sandbox
+from grading.course import CELL_TIMEOUT, NOTEBOOK, OUTPUT_LIMIT, SOLUTIONS, configure, points
+from grading.submission import (Graded, SubmissionError, grade_one, kernel_env, read_notebook,
+                                references, thread_env)
 
 
 @dataclass
 class Result:
     student: str
     assignment: str
-    success: bool
-    error: str
+    score: float
+    max_score: float
+    error: str        # why the submission could not run at all ("" if it ran)
     seconds: float
 
 
-def find_submissions(folder: Path, source: Path = SOLUTIONS) -> list[tuple[str, str, Path]]:
-    """(student, assignment, folder) for every SUBMISSIONS/<student>/<assignment>/ folder."""
+def find_submissions(folder: Path, source: Path = SOLUTIONS
+                     ) -> tuple[list[tuple[str, str, Path]], list[str]]:
+    """(student, assignment, folder) of every SUBMISSIONS/<student>/<assignment>/, and one
+    line per folder that is not a known assignment."""
     if not folder.is_dir():
         raise SystemExit(f"{folder}: no such folder")
     assignments = sorted(p.name for p in source.iterdir() if (p / f"{NOTEBOOK}.ipynb").is_file())
-    found = []
+    found, problems = [], []
     for student in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()):
         for sub in sorted(p for p in student.iterdir() if p.is_dir() and not p.is_symlink()):
             if sub.name not in assignments:
-                raise SystemExit(f"{sub}: unknown assignment {sub.name!r} (expected one of "
-                                 f"{', '.join(assignments)})")
-            found.append((student.name, sub.name, sub))
-    return found
+                problems.append(f"{sub}: unknown assignment {sub.name!r} (expected one of "
+                                f"{', '.join(assignments)}); skipped")
+            else:
+                found.append((student.name, sub.name, sub))
+    return found, problems
 
 
-def _kernel_env(threads: int) -> dict[str, str]:
-    """The d2l-io kernel's environment, with each kernel's thread pools sized to its share of
-    the cores: frameworks default to one thread per core, and k kernels with k x cores
-    threads on k cores spend their time switching instead of computing."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        from install_kernel import ENV
-    finally:
-        sys.path.pop(0)
-    keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
-    n = str(threads)
-    limits = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
-              "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n,
-              "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
-                           f"intra_op_parallelism_threads={n}"}
-    return dict(keep, **ENV, **limits)
+def _path_env() -> None:
+    # nbgrader runs `alembic` (its schema migrations) from PATH: use this environment's.
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 
 
 def prepare_course(course: Path, assignments: set[str], students: set[str],
@@ -77,9 +71,11 @@ def prepare_course(course: Path, assignments: set[str], students: set[str],
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
 
+    _path_env()
     course.mkdir(parents=True, exist_ok=True)
     c = Config()
     configure(c, root=course, source=source)
+    c.Application.log_level = "WARN"
     api = NbGraderAPI(CourseDirectory(config=c), config=c)
     with Gradebook(c.CourseDirectory.db_url, "d2l-io") as gb:
         known = {a.name for a in gb.assignments}
@@ -92,57 +88,31 @@ def prepare_course(course: Path, assignments: set[str], students: set[str],
             gb.update_or_create_student(student)
 
 
-def _run_worker(ctx, job: dict, limit: float) -> tuple[bool, str]:
-    """Grade one submission in a process forked from the server (nbgrader already imported);
-    afterwards kill its whole session: the kernel and anything student code started."""
-    from grading import worker
+def record(course: Path, student: str, assignment: str, scores: dict[str, float],
+           comments: dict[str, str]) -> None:
+    """Write one submission's grades in one transaction, replacing any earlier grade."""
+    import warnings
 
-    receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=worker.child, args=(job, send))
-    proc.start()
-    send.close()
-    try:
-        if receive.poll(limit):
-            try:
-                result = receive.recv()
-            except EOFError:
-                proc.join(5)
-                return False, f"the grader stopped (exit {proc.exitcode})"
-            return result["success"], result["error"]
-        if not proc.is_alive():
-            return False, f"the grader stopped (exit {proc.exitcode})"
-        return False, f"grading took longer than {limit:.0f} s and was stopped"
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.join(10)
-        receive.close()
+    from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy.exc import SAWarning
 
-
-def _record_failure(course: Path, assignment: str, student: str, reason: str) -> None:
-    """Zero for every graded cell, and a feedback page giving the reason."""
-    from nbgrader.api import Gradebook
-
+    # nbgrader's add_submission makes SQLAlchemy warn about its own cascades (harmless).
+    warnings.filterwarnings("ignore", category=SAWarning)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "d2l-io") as gb:
         try:
             gb.remove_submission(assignment, student)
-        except Exception:
+        except MissingEntry:
             pass
         submission = gb.add_submission(assignment, student)
         for notebook in submission.notebooks:
             for grade in notebook.grades:
-                grade.auto_score = 0
-                grade.needs_manual_grade = False
+                if grade.name in scores:
+                    grade.auto_score = scores[grade.name]
+                    grade.needs_manual_grade = False
             for comment in notebook.comments:
-                comment.auto_comment = f"Not graded: {reason}"
+                if comment.name in comments:
+                    comment.auto_comment = comments[comment.name]
         gb.db.commit()
-    page = course / "feedback" / student / assignment / f"{NOTEBOOK}.html"
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(f"<html><body><h1>{escape(assignment)}: {escape(student)}</h1>"
-                    f"<p>Score: 0. This submission could not be graded:</p>"
-                    f"<pre>{escape(reason)}</pre></body></html>\n")
 
 
 def export_csv(course: Path) -> Path:
@@ -159,73 +129,129 @@ def export_csv(course: Path) -> Path:
     return out
 
 
+def _summary_html(student: str, assignment: str, pts: dict[str, float], g: Graded | None,
+                  error: str) -> str:
+    rows, total = [], 0.0
+    for gid, possible in pts.items():
+        found = g.checks.get(gid, []) if g else []
+        got = checks.score(possible, found)
+        total += got
+        items = "".join(
+            f"<li>{'&#10004;' if c['passed'] else '&#10008;'} {escape(c['name'])}"
+            + (f" <em>({escape(c['detail'])})</em>" if c["detail"] and not c["passed"] else "")
+            + "</li>" for c in found)
+        why = g.export_errors.get(gid) if g else ""
+        note = f"<p>Your functions could not be called: <code>{escape(why)}</code></p>" if why else ""
+        rows.append(f"<tr><td>{escape(gid)}</td><td>{got:g} / {possible:g}</td>"
+                    f"<td>{note}<ul>{items}</ul></td></tr>")
+    problem = error or (g.problem if g else "")
+    return (f"<h1>{escape(assignment)}: {escape(student)}</h1>"
+            f"<p><strong>Score: {total:g} / {sum(pts.values()):g}</strong></p>"
+            + (f"<p>Note: {escape(problem)}</p>" if problem else "")
+            + "<table border='1' cellpadding='4'><tr><th>graded cell</th><th>points</th>"
+              "<th>checks</th></tr>" + "".join(rows) + "</table>")
+
+
+def write_feedback(course: Path, student: str, assignment: str, pts: dict[str, float],
+                   g: Graded | None, error: str) -> None:
+    """The feedback page: the score table, then the executed notebook. A failure while
+    rendering the notebook keeps the score table (the score is already recorded)."""
+    page = course / "feedback" / student / assignment / f"{NOTEBOOK}.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    summary = _summary_html(student, assignment, pts, g, error)
+    body = ""
+    if g and g.notebook:
+        try:
+            import nbformat
+            from nbconvert import HTMLExporter
+
+            nb = nbformat.read(g.notebook, as_version=4)
+            html, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
+            body = html
+        except Exception as exc:  # noqa: BLE001  (feedback must never cost the score)
+            body = f"<p>(the notebook could not be rendered: {escape(type(exc).__name__)})</p>"
+    if body and "<body" in body:
+        i = body.index(">", body.index("<body")) + 1
+        page.write_text(body[:i] + summary + body[i:])
+    else:
+        page.write_text(f"<html><body>{summary}{body}</body></html>\n")
+    if g and g.notebook:
+        dst = course / "autograded" / student / assignment
+        shutil.rmtree(dst, ignore_errors=True)
+        dst.mkdir(parents=True)
+        shutil.copyfile(g.notebook, dst / f"{NOTEBOOK}.ipynb")
+
+
 def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOUT,
-          output_limit: int = OUTPUT_LIMIT, progress: bool = True,
-          source: Path = SOLUTIONS) -> list[Result]:
+          output_limit: int = OUTPUT_LIMIT, progress: bool = True, source: Path = SOLUTIONS,
+          memory: int = sandbox.MEMORY_LIMIT, processes: int = sandbox.PROCESS_LIMIT,
+          report=print) -> list[Result]:
     from tqdm import tqdm
 
-    # nbgrader runs `alembic` (its schema migrations) from PATH: use this environment's.
-    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     why = sandbox.check_available()
     if why:
         raise SystemExit(f"cannot grade safely: {why}")
-    submissions, course = submissions.resolve(), course.resolve()
-    source = source.resolve()
-    found = find_submissions(submissions, source)
+    submissions, course, source = submissions.resolve(), course.resolve(), source.resolve()
+    found, problems = find_submissions(submissions, source)
+    for line in problems:
+        report(line)
     if not found:
         raise SystemExit(f"{submissions}: no submissions (expected <student>/<assignment>/{NOTEBOOK}.ipynb)")
     prepare_course(course, {a for _, a, _ in found}, {s for s, _, _ in found}, source)
+    pts = {a: points(source / a / f"{NOTEBOOK}.ipynb") for a in {a for _, a, _ in found}}
+    for a in pts:
+        missing = set(checks.load(a).EXPORTS) ^ set(pts[a])
+        if missing:
+            raise SystemExit(f"{source / a}: graded cells and grading.checks.{a} disagree on {sorted(missing)}")
     work_root = Path(tempfile.mkdtemp(prefix="d2l-grading-"))
     os.chmod(work_root, 0o700)
-    template = work_root / "template.db"
-    shutil.copyfile(course / "gradebook.db", template)
-    hide = [str(SOLUTIONS), str(source), str(REPO / ".git"), str(course), str(submissions), str(work_root)]
-    env = _kernel_env(max(1, (os.cpu_count() or 1) // jobs))
-    # A notebook has some thirty cells; no honest submission comes near this.
-    limit = 40 * timeout + 120
-    # Workers fork from a server process that imported nbgrader once (seconds saved per
-    # submission); the kernels they start find grading.sandbox through PYTHONPATH.
-    os.environ["PYTHONPATH"] = str(REPO)
-    for key in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "JAX_PLATFORMS"):
-        os.environ[key] = env[key]
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["grading.worker"])
+    env = dict(kernel_env(), **thread_env(max(1, (os.cpu_count() or 1) // jobs)),
+               PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin", LANG="C.UTF-8")
+    seed = random.SystemRandom().randrange(1, 2**31)
     results: list[Result] = []
-
-    def one(i: int, student: str, assignment: str, folder: Path) -> Result:
-        start = time.perf_counter()
-        job = {"student": student, "assignment": assignment, "submission": str(folder),
-               "work": str(work_root / f"{i:05d}"), "template_db": str(template),
-               "source": str(source), "timeout": timeout, "output_limit": output_limit, "hide": hide, "kernel_env": env}
-        ok, error = _run_worker(ctx, job, limit)
-        return Result(student, assignment, ok, error, time.perf_counter() - start)
-
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool, \
-                tqdm(total=len(found), unit="submission", disable=not progress) as bar:
-            futures = {pool.submit(one, i, *item): i for i, item in enumerate(found)}
-            for future in as_completed(futures):
-                r = future.result()
-                work = work_root / f"{futures[future]:05d}"
-                merged = False
-                if r.success:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            refs = {a: work_root / "refs" / a for a in pts}
+            for f in as_completed([pool.submit(references, a, seed, refs[a], env=env) for a in pts]):
+                f.result()
+
+            def one(i: int, student: str, assignment: str, folder: Path):
+                start = time.perf_counter()
+                try:
+                    read_notebook(folder / f"{NOTEBOOK}.ipynb")
+                    g = grade_one(student, assignment, folder, work_root / f"{i:05d}",
+                                  refs[assignment], seed, env=env, timeout=timeout,
+                                  output_limit=output_limit, memory=memory, processes=processes)
+                    return g, "", time.perf_counter() - start
+                except SubmissionError as exc:
+                    return None, str(exc), time.perf_counter() - start
+                except Exception as exc:  # noqa: BLE001  (one submission never stops the batch)
+                    return None, f"{folder}: could not be graded ({type(exc).__name__}: {exc})", \
+                        time.perf_counter() - start
+
+            with tqdm(total=len(found), unit="submission", disable=not progress) as bar:
+                futures = {pool.submit(one, i, *item): item for i, item in enumerate(found)}
+                for future in as_completed(futures):
+                    student, assignment, folder = futures[future]
+                    g, error, seconds = future.result()
+                    p = pts[assignment]
+                    scores = {gid: checks.score(p[gid], g.checks.get(gid, []) if g else [])
+                              for gid in p}
+                    comments = {gid: "; ".join(f"{'passed' if c['passed'] else 'failed'}: {c['name']}"
+                                               for c in (g.checks.get(gid, []) if g else []))
+                                or f"Not graded: {error}" for gid in p}
+                    record(course, student, assignment, scores, comments)
                     try:
-                        merge_submission(course / "gradebook.db", work / "course" / "gradebook.db",
-                                         r.assignment, r.student)
-                        src = work / "course" / "feedback" / r.student / r.assignment
-                        dst = course / "feedback" / r.student / r.assignment
-                        shutil.rmtree(dst, ignore_errors=True)
-                        shutil.copytree(src, dst)
-                        merged = True
-                    except Exception as exc:
-                        r.success, r.error = False, f"{type(exc).__name__}: {exc}"
-                if not merged:
-                    _record_failure(course, r.assignment, r.student, r.error)
-                results.append(r)
-                bar.set_postfix_str(f"{r.student}/{r.assignment} {'ok' if r.success else 'FAILED'}")
-                bar.update()
-                shutil.rmtree(work, ignore_errors=True)
+                        write_feedback(course, student, assignment, p, g, error)
+                    except Exception as exc:  # noqa: BLE001  (the grade is already recorded)
+                        report(f"{student}/{assignment}: feedback not written ({type(exc).__name__}: {exc})")
+                    if error:
+                        report(error)
+                    results.append(Result(student, assignment, sum(scores.values()),
+                                          sum(p.values()), error, seconds))
+                    bar.set_postfix_str(f"{student}/{assignment} {sum(scores.values()):g}")
+                    bar.update()
+        export_csv(course)
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
-    export_csv(course)
     return results

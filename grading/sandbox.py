@@ -1,154 +1,276 @@
-"""Start a Jupyter kernel for untrusted code: hidden course files, no privileges, resource limits.
+"""Run untrusted code in a bubblewrap sandbox with memory and process limits.
 
-Used as the argv of the grading kernel (see `kernelspec`):
+`Sandbox(...).run(argv)` starts `bwrap` (Debian's `bubblewrap` package) with:
 
-    python -m grading.sandbox CONFIG.json -f CONNECTION_FILE
+* new user, PID, IPC, network, UTS and cgroup namespaces: the sandbox sees only its own
+  processes, so it cannot signal or trace the grader or another sandbox; it has no network
+  (only its own loopback); `--die-with-parent` and PID namespace teardown mean that killing
+  the sandbox kills everything it started (daemons, `setsid` children, double forks);
+* an allow-list filesystem: the system's /usr, a few files of /etc, the Python installation
+  and the packages it needs, read-only; the job's own folder read-write; a private /tmp and
+  /dev/shm; nothing else (not the repository, the course, other submissions or any home);
+* no capabilities, a new session (no terminal injection), a cleared environment.
 
-CONFIG.json lists `hide` (folders the kernel must neither read nor change: the solutions, the
-gradebook's folder, the submissions, the other students' work folders, the repository's .git,
-the grader's home), `work` (the folders the kernel works in, its own) and `expose` (folders it
-may read inside hidden ones, such as a Python installed in the grader's home).
+Limits per sandbox (memory, default 4 GB; processes, default 256):
 
-On Linux the kernel gets its own mount namespace in which every hidden folder is covered by an
-empty read-only tmpfs; `keep` folders are bound back in. Run as root (as in CI), the kernel then
-drops to the unprivileged user `nobody`, so it cannot write any file it does not own nor signal
-the grader. Run as an ordinary user, a user namespace gives the same hiding where the kernel
-allows unprivileged user namespaces; if it does not, grading refuses to start (see
-`check_available`). Limits: file size (no disk filling) and no core dumps; per-cell time and
-output size are enforced by the grader (grading.execute).
+* as root, a cgroup per sandbox (cgroup v2, or the v1 memory and pids controllers), so the
+  kernel enforces both limits and `cgroup.kill`/the PID namespace end everything at once;
+* as an ordinary user, where cgroups are not delegated, RLIMIT_NPROC caps the processes and a
+  watchdog in the grader sums the resident memory of the sandbox's processes ten times a second
+  and kills the sandbox past the limit.
+
+The watchdog runs in both cases and records why a sandbox was killed.
 """
 
 from __future__ import annotations
 
-import ctypes
-import json
 import os
-import pwd
-import resource
 import shutil
+import signal
+import subprocess
 import sys
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
-    1, 2, 4, 32, 4096, 16384, 1 << 18)
-MAX_FILE_BYTES = 1 << 30
+import psutil
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None):
-    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
-                       ctypes.c_ulong(flags), data.encode() if data else None),
-           f"mount {target}")
-
-
-def _enter_namespace() -> bool:
-    """Enter a private mount namespace; True when running as real root (privileges to drop)."""
-    if os.geteuid() == 0:
-        _check(_libc.unshare(CLONE_NEWNS), "unshare(mount namespace)")
-        root = True
-    else:
-        uid, gid = os.geteuid(), os.getegid()
-        _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare(user+mount namespace)")
-        Path("/proc/self/setgroups").write_text("deny")
-        Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
-        Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
-        root = False
-    _mount("none", "/", None, MS_REC | MS_PRIVATE)
-    return root
-
-
-def _hide(hide: list[str], keep: list[str]) -> None:
-    """Cover each hidden folder with an empty tmpfs, then bind the kept folders back."""
-    keep = [k for k in keep if os.path.isdir(k)]
-    fds = {k: os.open(k, os.O_PATH | os.O_DIRECTORY) for k in keep}
-    # Deepest first would hide a mount we just made; cover the outermost folders only.
-    hide = sorted({h for h in hide if os.path.isdir(h)}, key=len)
-    outer = [h for h in hide if not any(h != o and h.startswith(o.rstrip("/") + "/") for o in hide)]
-    for h in outer:
-        _mount("tmpfs", h, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
-    for k, fd in fds.items():
-        if any(k == h or k.startswith(h.rstrip("/") + "/") for h in outer):
-            os.makedirs(k, exist_ok=True)
-            _mount(f"/proc/self/fd/{fd}", k, None, MS_BIND | MS_REC)
-        os.close(fd)
-    for h in outer:
-        _mount("none", h, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
-
-
-def _drop_privileges(work: list[str]) -> None:
-    nobody = pwd.getpwnam("nobody")
-    for k in work:
-        for folder, _, files in os.walk(k):
-            os.chown(folder, nobody.pw_uid, nobody.pw_gid)
-            for f in files:
-                os.chown(os.path.join(folder, f), nobody.pw_uid, nobody.pw_gid)
-    os.setgroups([])
-    os.setgid(nobody.pw_gid)
-    os.setuid(nobody.pw_uid)
-
-
-def main(argv: list[str]) -> None:
-    config = json.loads(Path(argv[0]).read_text())
-    connection = argv[argv.index("-f") + 1]
-    home = config["home"]
-    # The connection file is private to the grader's user: hand the kernel its own copy.
-    private = os.path.join(home, "kernel-connection.json")
-    shutil.copyfile(connection, private)
-    cwd = os.getcwd()
-    root = _enter_namespace()
-    _hide(config["hide"], config["work"] + config["expose"])
-    os.chdir(cwd)  # through the new mounts
-    if root:
-        _drop_privileges(config["work"])
-    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    os.environ.update(HOME=home, IPYTHONDIR=os.path.join(home, ".ipython"),
-                      XDG_CACHE_HOME=os.path.join(home, ".cache"),
-                      MPLCONFIGDIR=os.path.join(home, ".matplotlib"))
-    os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", private,
-                              "--HistoryManager.hist_file=:memory:"])
+MEMORY_LIMIT = 4 * 2**30
+PROCESS_LIMIT = 256
+# Files of /etc that programs in the sandbox read; nothing else of /etc (e.g. /etc/shadow).
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
+       "localtime", "alternatives", "mime.types", "hosts")
 
 
 def check_available() -> str | None:
-    """None if the sandbox can start here, else the reason it cannot."""
+    """None if a sandbox can be started here, else what is missing (one line)."""
     if not sys.platform.startswith("linux"):
-        return "the grading sandbox needs Linux (mount namespaces)"
-    pid = os.fork()
-    if pid == 0:  # try in a child: namespaces cannot be left once entered
-        try:
-            _enter_namespace()
-            os._exit(0)
-        except OSError:
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        return ("this system allows neither root nor unprivileged user namespaces, so student code "
-                "cannot be isolated from the course files")
+        return "grading needs Linux (bubblewrap namespaces)"
+    if not shutil.which("bwrap"):
+        return ("bubblewrap is not installed: install it with `sudo apt-get install bubblewrap` "
+                "(Debian/Ubuntu) or `sudo dnf install bubblewrap` (Fedora)")
+    probe = subprocess.run(["bwrap", "--unshare-all", "--unshare-user", "--die-with-parent",
+                            "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        return ("bubblewrap cannot create user namespaces here ("
+                + (probe.stderr.strip().splitlines() or ["no reason given"])[-1]
+                + "): enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 "
+                  "or user.max_user_namespaces > 0), or grade as root")
     return None
 
 
-def kernelspec(folder: Path, config_file: Path, env: dict[str, str]) -> str:
-    """Write a kernelspec `d2l-io-sandbox` into folder/kernels/ and return its name."""
-    name = "d2l-io-sandbox"
-    spec = folder / "kernels" / name
-    spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "grading.sandbox", str(config_file), "-f", "{connection_file}"],
-        "display_name": "d2l-io (grading sandbox)",
-        "language": "python",
-        "env": env,
-    }, indent=1))
-    return name
+def _cgroup_root() -> tuple[str, Path] | None:
+    """("v2", dir) or ("v1", /sys/fs/cgroup) where this process may create cgroups, else None."""
+    if os.geteuid() != 0:
+        return None
+    base = Path("/sys/fs/cgroup")
+    if (base / "cgroup.controllers").exists():
+        return "v2", base
+    if os.access(base / "memory", os.W_OK) and os.access(base / "pids", os.W_OK):
+        return "v1", base
+    return None
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
+class Limits:
+    """A cgroup for one sandbox where possible, and the preexec hook that enters it."""
+
+    _count = 0
+    _lock = threading.Lock()
+
+    def __init__(self, memory: int, processes: int):
+        self.memory, self.processes = memory, processes
+        self.dirs: list[Path] = []
+        self.kind = None
+        found = _cgroup_root()
+        if not found:
+            return
+        with Limits._lock:
+            Limits._count += 1
+            name = f"d2l-grading-{os.getpid()}-{Limits._count}"
+        kind, base = found
+        try:
+            if kind == "v2":
+                parent = base / "d2l-grading"
+                parent.mkdir(exist_ok=True)
+                for d in (base, parent):
+                    (d / "cgroup.subtree_control").write_text("+memory +pids")
+                job = parent / name
+                job.mkdir()
+                self.dirs = [job]
+                (job / "memory.max").write_text(str(memory))
+                if (job / "memory.swap.max").exists():
+                    (job / "memory.swap.max").write_text("0")
+                (job / "pids.max").write_text(str(processes))
+            else:
+                mem, pids = base / "memory" / name, base / "pids" / name
+                mem.mkdir()
+                self.dirs.append(mem)
+                pids.mkdir()
+                self.dirs.append(pids)
+                (mem / "memory.limit_in_bytes").write_text(str(memory))
+                if (mem / "memory.memsw.limit_in_bytes").exists():
+                    (mem / "memory.memsw.limit_in_bytes").write_text(str(memory))
+                (pids / "pids.max").write_text(str(processes))
+            self.kind = kind
+        except OSError:
+            self.close()
+            self.dirs, self.kind = [], None
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """`argv` started so that it is inside the limits from its first instruction: a shell
+        joins the cgroups and then execs it (or prlimit caps the user's process count)."""
+        if self.kind:
+            join = "".join(
+                f'echo $$ > "{d}/cgroup.procs" || exit 97; ' for d in self.dirs)
+            return ["sh", "-c", join + 'exec "$@"', "sh", *argv]
+        mine = sum(1 for p in psutil.process_iter(["uids"])
+                   if p.info["uids"] and p.info["uids"].real == os.getuid())
+        n = mine + self.processes
+        return ["prlimit", f"--nproc={n}:{n}", "--", *argv]
+
+    def kill_all(self) -> None:
+        for d in self.dirs:
+            if (d / "cgroup.kill").exists():
+                try:
+                    (d / "cgroup.kill").write_text("1")
+                except OSError:
+                    pass
+            try:
+                for pid in (d / "cgroup.procs").read_text().split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.kill_all()
+        for d in self.dirs:
+            for _ in range(50):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+@dataclass
+class Sandbox:
+    """What one sandboxed run may see and use."""
+
+    ro: list[str] = field(default_factory=list)      # read-only paths (same path inside)
+    code: dict[str, str] = field(default_factory=dict)  # read-only: path inside -> path outside
+    rw: list[str] = field(default_factory=list)      # read-write paths (same path inside)
+    hide: list[str] = field(default_factory=list)    # covered by an empty tmpfs (inside ro ones)
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = "/"
+    memory: int = MEMORY_LIMIT
+    processes: int = PROCESS_LIMIT
+
+    def argv(self, command: list[str]) -> list[str]:
+        a = ["bwrap", "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net",
+             "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
+             "--cap-drop", "ALL", "--hostname", "sandbox", "--clearenv"]
+        for top in ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+            p = Path("/") / top
+            if p.is_symlink():
+                a += ["--symlink", os.readlink(p), str(p)]
+            elif p.is_dir():
+                a += ["--ro-bind", str(p), str(p)]
+        for name in ETC:
+            if (Path("/etc") / name).exists():
+                a += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
+        for p in _outermost(self.ro):
+            a += ["--ro-bind", p, p]
+        for inside, outside in self.code.items():
+            a += ["--ro-bind", outside, inside]
+        for p in self.hide:
+            if os.path.isdir(p):
+                a += ["--tmpfs", p, "--remount-ro", p]
+        for p in self.rw:
+            a += ["--bind", p, p]
+        for k, v in self.env.items():
+            a += ["--setenv", k, v]
+        return a + ["--chdir", self.cwd, "--", *command]
+
+    def run(self, command: list[str], *, limit: float, log: Path | None = None) -> "Outcome":
+        """Run `command` in the sandbox for at most `limit` seconds; end everything it started."""
+        limits = Limits(self.memory, self.processes)
+        out = open(log, "wb") if log else subprocess.DEVNULL
+        start = time.monotonic()
+        reason = ""
+        try:
+            proc = subprocess.Popen(limits.wrap(self.argv(command)), stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env={"PATH": "/usr/bin:/bin"}, close_fds=True)
+            while proc.poll() is None:
+                if time.monotonic() - start > limit:
+                    reason = f"the whole notebook ran longer than {limit:.0f} s"
+                    break
+                tree = _tree(proc.pid)
+                rss = 0
+                for p in tree:
+                    try:
+                        rss += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                if rss > self.memory:
+                    reason = f"it used more than {self.memory / 2**30:.1f} GB of memory"
+                    break
+                if len(tree) > self.processes + 2:
+                    reason = f"it started more than {self.processes} processes"
+                    break
+                try:
+                    proc.wait(0.1)
+                except subprocess.TimeoutExpired:
+                    pass
+            _kill_tree(proc.pid)
+            limits.kill_all()
+            proc.wait()
+        finally:
+            limits.close()
+            if log:
+                out.close()
+        return Outcome(proc.returncode, reason, time.monotonic() - start)
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    killed_because: str  # empty when it ended by itself
+    seconds: float
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL the outer bwrap and everything below it (the PID namespace dies with its init)."""
+    for p in reversed(_tree(pid)):
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """The paths as given and as resolved, without those inside another (binding the outer
+    one covers them)."""
+    real = sorted({q for p in paths if os.path.exists(p)
+                   for q in (os.path.abspath(p), os.path.realpath(p))})
+    keep: list[str] = []
+    for p in real:
+        if not any(p == k or p.startswith(k.rstrip("/") + "/") for k in keep):
+            keep.append(p)
+    return keep

@@ -16,6 +16,7 @@ Usage: python scripts/install_kernel.py [--sys-prefix | --user]
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +41,9 @@ def main() -> None:
         "metadata": {"debugger": True},
     }
     with tempfile.TemporaryDirectory() as tmp:
+        # The spec is copied with its folder's mode: TemporaryDirectory's 0700 would hide the
+        # kernel from every other user of this environment (an instructor grading as themselves).
+        os.chmod(tmp, 0o755)
         (Path(tmp) / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
         dest = KernelSpecManager().install_kernel_spec(
             tmp, NAME, user=args.user, prefix=None if args.user else sys.prefix

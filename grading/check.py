@@ -1,0 +1,57 @@
+"""The trusted side of grading: references and checks, in a process that runs no student code.
+
+    python -m grading.check reference ASSIGNMENT SEED OUT
+    python -m grading.check check ASSIGNMENT EXPORTS REFS RESULT.json
+
+Run by the grader in a sandbox of its own (read-only, no network) after the submission's
+processes are gone; see grading.checks for the protocol. RESULT.json maps each grade_id to its
+list of checks, {"name", "passed", "detail"}. An exception inside a check is a failed check
+with the exception's type, never a crash: one bad file cannot cost the other grade cells.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from grading import checks
+
+
+def run_reference(assignment: str, seed: int, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    checks.load(assignment).reference(seed, out)
+
+
+def run_checks(assignment: str, exports: Path, refs: Path) -> dict[str, list[dict]]:
+    module = checks.load(assignment)
+    results = {}
+    for gid in module.EXPORTS:
+        try:
+            found = module.check(gid, exports / gid, refs)
+            results[gid] = [asdict(c) for c in found]
+        except BaseException as exc:  # noqa: BLE001  (a hostile file must not cost the rest)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            results[gid] = [{"name": "the exported files could be checked", "passed": False,
+                             "detail": f"{type(exc).__name__} while checking"}]
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    sys.setrecursionlimit(10_000)
+    if argv[0] == "reference":
+        run_reference(argv[1], int(argv[2]), Path(argv[3]))
+        return 0
+    if argv[0] == "check":
+        result = run_checks(argv[1], Path(argv[2]), Path(argv[3]))
+        Path(argv[4]).write_text(json.dumps(result))
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

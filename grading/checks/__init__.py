@@ -1,0 +1,63 @@
+"""What decides a score: one module per assignment, run only by the grader's trusted processes.
+
+The student's notebook runs in a sandboxed kernel. After the cell of each graded test (its
+nbgrader grade_id), the runner executes that assignment's *export* code for the grade_id in
+the same kernel: it calls the functions the prompt defines (with arguments the grader chooses)
+and writes what they produced into a fresh folder, in safe formats only (safetensors, npz
+loaded with allow_pickle=False, JSON, or the framework's own non-pickle model format).
+Afterwards, when every process the submission started is gone, a fresh sandboxed process that
+runs no student code computes the references itself (`reference`) and compares
+(`check`). Nothing the submission does in its kernel (patched functions, IPython hooks, edited
+test cells or metadata) reaches that process, so its verdict cannot be forged; the visible
+tests in the notebook only give the student feedback.
+
+An assignment module `grading.checks.<assignment>` defines:
+
+HELPERS: str
+    Python source defining deterministic helpers (data, model builders, training), executed
+    both in the kernel (inside export code) and in the reference process, so both compute
+    with the same code.
+EXPORTS: dict[str, str]
+    grade_id -> Python source run in the student's kernel. Formatted with
+    `str.format(out=..., seed=..., helpers=...)`: `{out}` is the repr of an empty folder for
+    this grade_id's files, `{seed}` an int chosen per grading run, `{helpers}` the repr of
+    HELPERS. The code defines and calls one function and deletes it, leaving no other name in
+    the student's namespace. An exception in it is reported to the student by its first line.
+reference(seed: int, out: pathlib.Path) -> None
+    Trusted: compute the expected values for `seed` and write them into `out`.
+check(grade_id: str, exports: pathlib.Path, refs: pathlib.Path) -> list[Check]
+    Trusted: compare the files in `exports` (untrusted: load with safe loaders only; a missing
+    or malformed file is a failed check, never an exception) with the references.
+
+A grade cell's points are shared equally by its checks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+
+@dataclass
+class Check:
+    """One graded property: `name` says what was checked (shown to the student), `detail` why
+    it failed (a value or a message, never the check's code)."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+def load(assignment: str) -> ModuleType:
+    if not assignment.isidentifier():
+        raise ValueError(f"{assignment!r}: not an assignment name")
+    return importlib.import_module(f"grading.checks.{assignment}")
+
+
+def score(points: float, checks: list[Check] | list[dict]) -> float:
+    """Points earned: the grade cell's points shared equally by its checks."""
+    if not checks:
+        return 0.0
+    passed = sum((c["passed"] if isinstance(c, dict) else c.passed) is True for c in checks)
+    return round(points * passed / len(checks), 4)

@@ -1,0 +1,255 @@
+"""Grade one submission: run it in a sandboxed kernel, then check its exports in a fresh one.
+
+1. The kernel sandbox (grading.sandbox) runs grading.runner on a copy of the submission: every
+   code cell in order, and after each graded cell the grader's export code for it
+   (grading.checks.<assignment>.EXPORTS). It can write only its own job folder.
+2. When everything it started is gone, the check sandbox runs grading.check on the exported
+   files against references computed by the grader (`references`), with no student code.
+3. The result: per grade_id, the checks (name, passed, detail), the export's error if it did
+   not run, and the executed notebook for the feedback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import d2l_utils
+import grading
+from grading import checks
+from grading.course import CELL_TIMEOUT, NOTEBOOK, OUTPUT_LIMIT
+from grading.sandbox import MEMORY_LIMIT, PROCESS_LIMIT, Sandbox
+
+MAX_SUBMISSION_BYTES = 50 * 2**20
+MAX_EXPORT_BYTES = 512 * 2**20
+KERNEL = "d2l-io"
+CHECK_LIMIT = 600  # seconds for the trusted checks of one submission
+
+
+class SubmissionError(Exception):
+    """A submission that cannot be run at all (missing or invalid notebook, too large)."""
+
+
+@dataclass
+class Graded:
+    student: str
+    assignment: str
+    checks: dict[str, list[dict]]            # grade_id -> [{"name", "passed", "detail"}]
+    export_errors: dict[str, str]            # grade_id -> why its export did not run
+    notebook: Path | None                    # the executed notebook (feedback)
+    problem: str = ""                        # why the run stopped early, if it did
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def kernel_env() -> dict[str, str]:
+    """The d2l-io kernel's own variables (they silence framework log lines)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return dict(KernelSpecManager().get_kernel_spec(KERNEL).env)
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Each sandbox's thread pools sized to its share of the cores: k kernels with k x cores
+    threads on k cores spend their time switching instead of computing."""
+    n = str(threads)
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+            "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n,
+            "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+                         f"intra_op_parallelism_threads={n}"}
+
+
+def read_notebook(path: Path):
+    """The submitted notebook, or SubmissionError naming the file and the problem."""
+    import nbformat
+
+    if not path.is_file() or path.is_symlink():
+        raise SubmissionError(f"{path}: no notebook (expected {NOTEBOOK}.ipynb)")
+    if path.stat().st_size > MAX_SUBMISSION_BYTES:
+        raise SubmissionError(f"{path}: larger than {MAX_SUBMISSION_BYTES} bytes")
+    try:
+        nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # noqa: BLE001  (JSON, encoding, schema: all "not a notebook")
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise SubmissionError(f"{path}: not a valid notebook ({type(exc).__name__}: {first})") from None
+    return nb
+
+
+def copy_submission(src: Path, dst: Path, limit: int = MAX_SUBMISSION_BYTES) -> None:
+    """Copy the regular files of a submission folder; skip links, devices and oversized files."""
+    total = 0
+    for folder, dirs, files in os.walk(src, followlinks=False):
+        rel = Path(folder).relative_to(src)
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+        for name in files:
+            path = Path(folder) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            total += path.stat().st_size
+            if total > limit:
+                raise SubmissionError(f"{src}: larger than {limit} bytes")
+            shutil.copyfile(path, dst / rel / name)
+
+
+class Plain:
+    """Runs a command with no isolation at all: `grading.local`, for authors of assignments
+    checking their own notebooks. Never used for student work."""
+
+    def __init__(self, env: dict[str, str], cwd: str, **_):
+        self.env, self.cwd = env, cwd
+
+    def run(self, command, *, limit, log=None):
+        from grading.sandbox import Outcome
+
+        start = time.monotonic()
+        with open(log, "wb") if log else open(os.devnull, "wb") as out:
+            try:
+                proc = subprocess.run(command, env=self.env, cwd=self.cwd, stdout=out,
+                                      stderr=subprocess.STDOUT, timeout=limit)
+                return Outcome(proc.returncode, "", time.monotonic() - start)
+            except subprocess.TimeoutExpired:
+                return Outcome(-9, f"it ran longer than {limit:.0f} s", time.monotonic() - start)
+
+
+CODE = "/run/d2l-code"  # where the sandboxes see this grader's d2l_utils and grading
+
+
+def _python() -> list[str]:
+    """The Python installation (as given and as resolved: a venv may be a link)."""
+    return [sys.base_prefix, sys.prefix]
+
+
+def _code() -> dict[str, str]:
+    """The grader's own d2l_utils and grading, wherever they are (a checkout in a home folder,
+    an editable or a regular install), at CODE inside the sandboxes; PYTHONPATH=CODE makes
+    them the ones imported."""
+    return {f"{CODE}/{m.__name__}": str(Path(m.__file__).parent) for m in (d2l_utils, grading)}
+
+
+def references(assignment: str, seed: int, out: Path, *, env: dict[str, str],
+               sandboxed: bool = True) -> None:
+    """Compute an assignment's references for `seed` into `out` (trusted code only)."""
+    out.mkdir(parents=True, exist_ok=True)
+    home = out.parent / f"{out.name}-home"
+    home.mkdir(exist_ok=True)
+    env = dict(env, HOME=str(home), MPLCONFIGDIR=str(home / ".matplotlib"), PYTHONPATH=CODE)
+    runner = (Sandbox(ro=_python(), code=_code(), rw=[str(out), str(home)], env=env, cwd=str(home))
+              if sandboxed else Plain(env=env, cwd=str(home)))
+    log = out.parent / f"{out.name}.log"
+    outcome = runner.run([sys.executable, "-m", "grading.check", "reference", assignment,
+                          str(seed), str(out)], limit=CHECK_LIMIT, log=log)
+    if outcome.returncode != 0:
+        tail = log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"computing the references of {assignment} failed "
+                           f"({outcome.killed_because or 'exit ' + str(outcome.returncode)}):\n{tail}")
+
+
+def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Path, seed: int, *,
+              env: dict[str, str], timeout: int = CELL_TIMEOUT, output_limit: int = OUTPUT_LIMIT,
+              memory: int = MEMORY_LIMIT, processes: int = PROCESS_LIMIT,
+              sandboxed: bool = True) -> Graded:
+    start = time.monotonic()
+    module = checks.load(assignment)
+    nb = read_notebook(folder / f"{NOTEBOOK}.ipynb")
+    box, result_dir = work / "box", work / "result"
+    sub, home, exports = box / "submission", box / "home", box / "exports"
+    copy_submission(folder, sub)
+    for d in (home / "scratch", exports, result_dir / "home"):
+        d.mkdir(parents=True, exist_ok=True)
+    graded_ids = list(module.EXPORTS)
+    export_code = {gid: module.EXPORTS[gid].format(out=repr(str(exports / gid)), seed=seed,
+                                                   helpers=repr(module.HELPERS))
+                   for gid in graded_ids}
+    job = {"notebook": str(sub / f"{NOTEBOOK}.ipynb"), "out_notebook": str(box / "executed.ipynb"),
+           "log": str(box / "exports.json"), "exports_dir": str(exports), "exports": export_code,
+           "kernel": KERNEL, "timeout": timeout, "output_limit": output_limit, "cwd": str(sub)}
+    (box / "job.json").write_text(json.dumps(job))
+    kenv = dict(env, HOME=str(home), D2L_SCRATCH=str(home / "scratch"),
+                IPYTHONDIR=str(home / ".ipython"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+                MPLCONFIGDIR=str(home / ".matplotlib"), XDG_CACHE_HOME=str(home / ".cache"))
+    n_cells = sum(c.cell_type == "code" for c in nb.cells) + len(graded_ids)
+    limit = n_cells * (timeout + 10) + 180
+    if sandboxed:
+        kernel_box = Sandbox(ro=_python(), code=_code(), hide=[f"{CODE}/grading/checks"],
+                             rw=[str(box)], env=dict(kenv, PYTHONPATH=CODE), cwd=str(sub),
+                             memory=memory, processes=processes)
+    else:
+        kernel_box = Plain(env=dict(os.environ, **kenv), cwd=str(sub))
+    t0 = time.monotonic()
+    outcome = kernel_box.run([sys.executable, "-m", "grading.runner", str(box / "job.json")],
+                             limit=limit, log=box / "runner.log")
+    t1 = time.monotonic()
+    problem = outcome.killed_because and f"the sandbox was stopped: {outcome.killed_because}"
+    try:
+        log = json.loads((box / "exports.json").read_text())
+    except (OSError, ValueError):
+        log = {}
+    if not problem and outcome.returncode != 0 and not log:
+        tail = (box / "runner.log").read_text(errors="replace").strip().splitlines()[-1:] or [""]
+        problem = f"the notebook could not be run: {tail[0][:300]}"
+    export_errors = {}
+    for gid in graded_ids:
+        entry = log.get(gid) if isinstance(log.get(gid), dict) else {"ran": False, "error": "not run"}
+        if not entry.get("ran"):
+            why = str(entry.get("error", "not run"))
+            if why == "not run" and problem:
+                why = f"not run: {problem}"
+            export_errors[gid] = why
+    # The trusted checks: read-only exports and references, no student code. The exports are
+    # copied out of the kernel's folder first (regular files only: a link could point anywhere).
+    sealed = work / "exports"
+    sealed.mkdir()
+    if exports.is_dir() and not exports.is_symlink():
+        try:
+            copy_submission(exports, sealed, MAX_EXPORT_BYTES)
+        except SubmissionError as exc:
+            problem = problem or f"the exported files were not checked: {exc}"
+            shutil.rmtree(sealed)
+            sealed.mkdir()
+    exports = sealed
+    result_file = result_dir / "result.json"
+    cenv = dict(env, HOME=str(result_dir / "home"), MPLCONFIGDIR=str(result_dir / "home"))
+    if sandboxed:
+        check_box = Sandbox(ro=[*_python(), str(exports), str(refs)], code=_code(),
+                            rw=[str(result_dir)], env=dict(cenv, PYTHONPATH=CODE),
+                            cwd=str(result_dir), memory=memory, processes=processes)
+    else:
+        check_box = Plain(env=dict(os.environ, **cenv), cwd=str(result_dir))
+    check_out = check_box.run([sys.executable, "-m", "grading.check", "check", assignment,
+                               str(exports), str(refs), str(result_file)],
+                              limit=CHECK_LIMIT, log=result_dir / "check.log")
+    found = _read_result(result_file, graded_ids)
+    if found is None:
+        why = check_out.killed_because or f"exit {check_out.returncode}"
+        found = {gid: [{"name": "the exports could be checked", "passed": False,
+                        "detail": f"the checker stopped ({why})"}] for gid in graded_ids}
+    executed = box / "executed.ipynb"
+    return Graded(student, assignment, found, export_errors,
+                  executed if executed.is_file() else None, problem,
+                  time.monotonic() - start, {"kernel": t1 - t0, "checks": time.monotonic() - t1})
+
+
+def _read_result(path: Path, graded_ids: list[str]) -> dict[str, list[dict]] | None:
+    """The checker's result, validated; None if missing or malformed."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or set(data) != set(graded_ids):
+        return None
+    clean = {}
+    for gid, items in data.items():
+        if not isinstance(items, list) or not items:
+            return None
+        clean[gid] = [{"name": str(c.get("name", ""))[:300], "passed": c.get("passed") is True,
+                       "detail": str(c.get("detail", ""))[:500]}
+                      for c in items if isinstance(c, dict)]
+    return clean
