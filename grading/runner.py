@@ -2,12 +2,14 @@
 
     python -m grading.runner JOB.json
 
-Runs inside the kernel's sandbox (grading.sandbox), next to the kernel: nothing here decides a
-score. JOB.json gives the notebook, where the executed notebook and the export log go, the
-export code per grade_id (grading.checks), the kernel, the per-cell time limit and the output
-cap. The executed notebook becomes the student's feedback; the export log says, per grade_id,
-whether its export ran and, if not, why (first line of the error). Both are written after
-every cell, so a runner that is killed leaves what it had.
+The runner is the grader's (trusted) side of a notebook run; only the kernel is sandboxed: it
+is started in bubblewrap (grading.sandbox) and reached over Unix sockets (ZeroMQ's ipc
+transport), since it has no network. JOB.json gives the notebook, where the executed notebook
+and the export log go, the export code per grade_id (grading.checks), the sandbox, the
+per-cell time limit and the output cap. After each export cell the runner moves what it wrote
+out of the kernel's reach ("sealed"), so nothing the kernel does later can change it. The
+executed notebook becomes the student's feedback; the export log says, per grade_id, whether
+its export ran and, if not, why (first line of the error). Both are written after every cell.
 
 Limits: a cell that runs past its time limit is interrupted; if the kernel does not answer
 within a grace period (a loop that swallows KeyboardInterrupt) it is killed, and that cell and
@@ -24,9 +26,13 @@ import sys
 from pathlib import Path
 
 import nbformat
+import psutil
+import threading
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from jupyter_core.utils import run_sync
+
+from grading.sandbox import kill_tree, watch
 from nbformat.v4 import new_code_cell, new_output
 
 GRACE = 5  # seconds a kernel gets to answer an interrupt
@@ -75,6 +81,43 @@ def plan(nb, exports: dict[str, str]) -> list[tuple[str, int | str]]:
     return steps
 
 
+def kernel_manager(job: dict):
+    """The kernel's manager: the d2l-io kernel as installed (job["sandbox"] is None: authors'
+    local runs), or the same kernel inside the sandbox, reached over ipc sockets in its folder."""
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import AsyncKernelManager
+
+    if not job.get("sandbox"):
+        return AsyncKernelManager(kernel_name=job["kernel"]), None
+    from grading.sandbox import Limits, Sandbox
+
+    box = Sandbox(**job["sandbox"])
+    limits = Limits(box.memory, box.processes)
+    runtime = Path(job["runtime"])
+    runtime.mkdir(parents=True, exist_ok=True)
+    argv = limits.wrap(box.argv([sys.executable, "-m", "ipykernel_launcher", "-f",
+                                 "{connection_file}"]))
+    km = AsyncKernelManager(transport="ipc", ip=str(runtime / "k"),
+                            connection_file=str(runtime / "kernel.json"))
+    # "message": the interrupt travels on the control socket (a signal would stop at bwrap).
+    km._kernel_spec = KernelSpec(argv=argv, env={"PATH": "/usr/bin:/bin"}, language="python",
+                                 display_name="d2l-io (sandboxed)", interrupt_mode="message")
+    return km, limits
+
+
+def seal(src: Path, dst: Path) -> None:
+    """Move an export folder out of the kernel's reach: regular files only, size-capped."""
+    from grading.submission import MAX_EXPORT_BYTES, SubmissionError, copy_submission
+
+    try:
+        if src.is_dir() and not src.is_symlink():
+            copy_submission(src, dst, MAX_EXPORT_BYTES)
+    except SubmissionError:
+        shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(src, ignore_errors=True)
+
+
 def run(job: dict) -> None:
     nb = nbformat.read(job["notebook"], as_version=4)
     out_nb, log_path = Path(job["out_notebook"]), Path(job["log"])
@@ -88,7 +131,8 @@ def run(job: dict) -> None:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    client = CappedClient(nb, timeout=job["timeout"], kernel_name=job["kernel"],
+    km, limits = kernel_manager(job)
+    client = CappedClient(nb, km=km, timeout=job["timeout"],
                           allow_errors=True, interrupt_on_timeout=False, record_timing=False,
                           iopub_timeout=10, raise_on_iopub_timeout=False,
                           startup_timeout=job.get("startup_timeout", 120),
@@ -96,46 +140,75 @@ def run(job: dict) -> None:
     client.output_limit = job["output_limit"]
     stopped = None  # why the kernel is gone
     save()
-    with client.setup_kernel():
-        for kind, what in plan(nb, exports):
-            if stopped:
-                if kind == "cell":
-                    nb.cells[what].outputs = [_error("NotRun", f"not run: {stopped}")]
-                else:
-                    log[what] = {"ran": False, "error": f"not run: {stopped}"}
-                continue
-            if kind == "cell":
-                cell, index = nb.cells[what], what
-            else:
-                folder = Path(job["exports_dir"], what)
-                shutil.rmtree(folder, ignore_errors=True)  # nothing planted beforehand counts
-                if folder.exists():
-                    folder.unlink()
-                folder.mkdir(parents=True)
-                cell, index = new_code_cell(exports[what]), len(nb.cells)
-                nb.cells.append(cell)  # nbclient addresses cells by index; removed below
-            try:
-                client.execute_cell(cell, index)
-            except CellTimeoutError:
-                cell.outputs.append(_error("CellTimeoutError",
-                                           f"this cell ran longer than {job['timeout']} s"))
-                if not _interrupt(client):
-                    stopped = (f"the kernel was killed: cell {index} ran past its time limit and "
-                               f"ignored the interrupt")
-                    cell.outputs.append(_error("KernelKilled", stopped))
-            except DeadKernelError:
-                stopped = (f"the kernel died in cell {index} (it exited, or went past its memory "
-                           f"or process limit)")
-                cell.outputs.append(_error("KernelDied", stopped))
-            except Exception as exc:  # nbclient's own failures: report, keep going
-                cell.outputs.append(_error(type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""))
-            if kind == "export":
-                nb.cells.pop()
-                errors = [o for o in cell.outputs if o.output_type == "error"]
-                log[what] = ({"ran": False, "error": f"{errors[0].ename}: {errors[0].evalue}"[:500]}
-                             if errors else {"ran": True, "error": ""})
-            save()
+    killed = []  # the watchdog's reason, once it has killed the kernel
+    try:
+        with client.setup_kernel():
+            if limits is not None:
+                pid = km.provisioner.process.pid
+                threading.Thread(target=lambda: _guard(pid, limits, killed), daemon=True).start()
+            stopped = _steps(client, nb, exports, job, log, save, killed)
+    finally:
+        if km.has_kernel:
+            run_sync(km.shutdown_kernel)(now=True)
+        if limits is not None:
+            if km.provisioner is not None and km.provisioner.process is not None:
+                kill_tree(km.provisioner.process.pid)
+            limits.close()
     save()
+
+
+def _guard(pid: int, limits, killed: list) -> None:
+    """Kill the kernel's sandbox when it goes past its memory or process limit."""
+    reason = watch(pid, limits.memory, limits.processes, lambda: not psutil.pid_exists(pid))
+    if reason:
+        killed.append(reason)
+        kill_tree(pid)
+        limits.kill_all()
+
+
+def _steps(client, nb, exports, job, log, save, killed) -> str | None:
+    """Run the cells and exports in order; return why the kernel is gone, if it is."""
+    stopped = None
+    for kind, what in plan(nb, exports):
+        if stopped:
+            if kind == "cell":
+                nb.cells[what].outputs = [_error("NotRun", f"not run: {stopped}")]
+            else:
+                log[what] = {"ran": False, "error": f"not run: {stopped}"}
+            continue
+        if kind == "cell":
+            cell, index = nb.cells[what], what
+        else:
+            folder = Path(job["exports_dir"], what)
+            shutil.rmtree(folder, ignore_errors=True)  # nothing planted beforehand counts
+            if folder.exists():
+                folder.unlink()
+            folder.mkdir(parents=True)
+            cell, index = new_code_cell(exports[what]), len(nb.cells)
+            nb.cells.append(cell)  # nbclient addresses cells by index; removed below
+        try:
+            client.execute_cell(cell, index)
+        except CellTimeoutError:
+            cell.outputs.append(_error("CellTimeoutError",
+                                       f"this cell ran longer than {job['timeout']} s"))
+            if not _interrupt(client):
+                stopped = (f"the kernel was killed: cell {index} ran past its time limit and "
+                           f"ignored the interrupt")
+                cell.outputs.append(_error("KernelKilled", stopped))
+        except DeadKernelError:
+            why = f"it {killed[0]}" if killed else "it exited, or went past a limit"
+            stopped = f"the kernel died in cell {index} ({why})"
+            cell.outputs.append(_error("KernelDied", stopped))
+        except Exception as exc:  # nbclient's own failures: report, keep going
+            cell.outputs.append(_error(type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""))
+        if kind == "export":
+            nb.cells.pop()
+            seal(folder, Path(job["sealed_dir"], what))
+            errors = [o for o in cell.outputs if o.output_type == "error"]
+            log[what] = ({"ran": False, "error": f"{errors[0].ename}: {errors[0].evalue}"[:500]}
+                         if errors else {"ran": True, "error": ""})
+        save()
+    return stopped
 
 
 def _interrupt(client: NotebookClient) -> bool:

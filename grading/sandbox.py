@@ -212,33 +212,13 @@ class Sandbox:
         limits = Limits(self.memory, self.processes)
         out = open(log, "wb") if log else subprocess.DEVNULL
         start = time.monotonic()
-        reason = ""
         try:
             proc = subprocess.Popen(limits.wrap(self.argv(command)), stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                     env={"PATH": "/usr/bin:/bin"}, close_fds=True)
-            while proc.poll() is None:
-                if time.monotonic() - start > limit:
-                    reason = f"the whole notebook ran longer than {limit:.0f} s"
-                    break
-                tree = _tree(proc.pid)
-                rss = 0
-                for p in tree:
-                    try:
-                        rss += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-                if rss > self.memory:
-                    reason = f"it used more than {self.memory / 2**30:.1f} GB of memory"
-                    break
-                if len(tree) > self.processes + 2:
-                    reason = f"it started more than {self.processes} processes"
-                    break
-                try:
-                    proc.wait(0.1)
-                except subprocess.TimeoutExpired:
-                    pass
-            _kill_tree(proc.pid)
+            reason = watch(proc.pid, self.memory, self.processes, lambda: proc.poll() is not None,
+                           deadline=start + limit)
+            kill_tree(proc.pid)
             limits.kill_all()
             proc.wait()
         finally:
@@ -248,6 +228,28 @@ class Sandbox:
         return Outcome(proc.returncode, reason, time.monotonic() - start)
 
 
+def watch(pid: int, memory: int, processes: int, done, deadline: float | None = None,
+          every: float = 0.1) -> str:
+    """Poll the process tree under `pid` until `done()`; return why it must be killed (memory,
+    process count, time), or "" once it is done by itself."""
+    while not done():
+        if deadline is not None and time.monotonic() > deadline:
+            return "it ran out of time"
+        tree = _tree(pid)
+        rss = 0
+        for p in tree:
+            try:
+                rss += p.memory_info().rss
+            except psutil.Error:
+                pass
+        if rss > memory:
+            return f"it used more than {memory / 2**30:.1f} GB of memory"
+        if len(tree) > processes + 3:
+            return f"it started more than {processes} processes"
+        time.sleep(every)
+    return ""
+
+
 @dataclass
 class Outcome:
     returncode: int
@@ -255,7 +257,7 @@ class Outcome:
     seconds: float
 
 
-def _kill_tree(pid: int) -> None:
+def kill_tree(pid: int) -> None:
     """SIGKILL the outer bwrap and everything below it (the PID namespace dies with its init)."""
     for p in reversed(_tree(pid)):
         try:

@@ -100,23 +100,26 @@ def copy_submission(src: Path, dst: Path, limit: int = MAX_SUBMISSION_BYTES) -> 
 
 
 class Plain:
-    """Runs a command with no isolation at all: `grading.local`, for authors of assignments
-    checking their own notebooks. Never used for student work."""
+    """Runs a command without a sandbox, in its own session, for at most `limit` seconds, and
+    ends everything it started: the trusted notebook runner (whose kernel is sandboxed), and
+    every step of `grading.local`, for authors checking their own notebooks."""
 
     def __init__(self, env: dict[str, str], cwd: str, **_):
         self.env, self.cwd = env, cwd
 
     def run(self, command, *, limit, log=None):
-        from grading.sandbox import Outcome
+        from grading.sandbox import Outcome, kill_tree, watch
 
         start = time.monotonic()
         with open(log, "wb") if log else open(os.devnull, "wb") as out:
-            try:
-                proc = subprocess.run(command, env=self.env, cwd=self.cwd, stdout=out,
-                                      stderr=subprocess.STDOUT, timeout=limit)
-                return Outcome(proc.returncode, "", time.monotonic() - start)
-            except subprocess.TimeoutExpired:
-                return Outcome(-9, f"it ran longer than {limit:.0f} s", time.monotonic() - start)
+            proc = subprocess.Popen(command, env=self.env, cwd=self.cwd, stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+            reason = watch(proc.pid, 2**62, 2**31, lambda: proc.poll() is not None,
+                           deadline=start + limit, every=0.5)
+            kill_tree(proc.pid)
+            proc.wait()
+        return Outcome(proc.returncode, reason, time.monotonic() - start)
 
 
 CODE = "/run/d2l-code"  # where the sandboxes see this grader's d2l_utils and grading
@@ -132,6 +135,11 @@ def _code() -> dict[str, str]:
     an editable or a regular install), at CODE inside the sandboxes; PYTHONPATH=CODE makes
     them the ones imported."""
     return {f"{CODE}/{m.__name__}": str(Path(m.__file__).parent) for m in (d2l_utils, grading)}
+
+
+def _kernel_code() -> dict[str, str]:
+    """What the kernel may import of ours: d2l_utils only (grading stays out of its sight)."""
+    return {f"{CODE}/d2l_utils": str(Path(d2l_utils.__file__).parent)}
 
 
 def references(assignment: str, seed: int, out: Path, *, env: dict[str, str],
@@ -168,32 +176,36 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
     export_code = {gid: module.EXPORTS[gid].format(out=repr(str(exports / gid)), seed=seed,
                                                    helpers=repr(module.HELPERS))
                    for gid in graded_ids}
-    job = {"notebook": str(sub / f"{NOTEBOOK}.ipynb"), "out_notebook": str(box / "executed.ipynb"),
-           "log": str(box / "exports.json"), "exports_dir": str(exports), "exports": export_code,
-           "kernel": KERNEL, "timeout": timeout, "output_limit": output_limit, "cwd": str(sub)}
-    (box / "job.json").write_text(json.dumps(job))
+    sealed = work / "exports"
+    sealed.mkdir()
     kenv = dict(env, HOME=str(home), D2L_SCRATCH=str(home / "scratch"),
                 IPYTHONDIR=str(home / ".ipython"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
                 MPLCONFIGDIR=str(home / ".matplotlib"), XDG_CACHE_HOME=str(home / ".cache"))
+    job = {"notebook": str(sub / f"{NOTEBOOK}.ipynb"), "out_notebook": str(work / "executed.ipynb"),
+           "log": str(work / "exports.json"), "exports_dir": str(exports), "exports": export_code,
+           "sealed_dir": str(sealed), "runtime": str(box / "runtime"), "kernel": KERNEL,
+           "timeout": timeout, "output_limit": output_limit, "cwd": str(sub),
+           "sandbox": {"ro": _python(), "code": _kernel_code(), "rw": [str(box)],
+                       "env": dict(kenv, PYTHONPATH=CODE), "cwd": str(sub), "memory": memory,
+                       "processes": processes} if sandboxed else None}
+    (work / "job.json").write_text(json.dumps(job))
     n_cells = sum(c.cell_type == "code" for c in nb.cells) + len(graded_ids)
     limit = n_cells * (timeout + 10) + 180
-    if sandboxed:
-        kernel_box = Sandbox(ro=_python(), code=_code(), hide=[f"{CODE}/grading/checks"],
-                             rw=[str(box)], env=dict(kenv, PYTHONPATH=CODE), cwd=str(sub),
-                             memory=memory, processes=processes)
-    else:
-        kernel_box = Plain(env=dict(os.environ, **kenv), cwd=str(sub))
+    # The runner is ours (trusted): it runs outside the sandbox and starts the kernel inside.
+    runner_env = (dict(env, PYTHONPATH=str(Path(grading.__file__).parent.parent)) if sandboxed
+                  else dict(os.environ, **kenv))
     t0 = time.monotonic()
-    outcome = kernel_box.run([sys.executable, "-m", "grading.runner", str(box / "job.json")],
-                             limit=limit, log=box / "runner.log")
+    outcome = Plain(env=runner_env, cwd=str(work)).run(
+        [sys.executable, "-m", "grading.runner", str(work / "job.json")], limit=limit,
+        log=work / "runner.log")
     t1 = time.monotonic()
     problem = outcome.killed_because and f"the sandbox was stopped: {outcome.killed_because}"
     try:
-        log = json.loads((box / "exports.json").read_text())
+        log = json.loads((work / "exports.json").read_text())
     except (OSError, ValueError):
         log = {}
     if not problem and outcome.returncode != 0 and not log:
-        tail = (box / "runner.log").read_text(errors="replace").strip().splitlines()[-1:] or [""]
+        tail = (work / "runner.log").read_text(errors="replace").strip().splitlines()[-1:] or [""]
         problem = f"the notebook could not be run: {tail[0][:300]}"
     export_errors = {}
     for gid in graded_ids:
@@ -203,17 +215,7 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
             if why == "not run" and problem:
                 why = f"not run: {problem}"
             export_errors[gid] = why
-    # The trusted checks: read-only exports and references, no student code. The exports are
-    # copied out of the kernel's folder first (regular files only: a link could point anywhere).
-    sealed = work / "exports"
-    sealed.mkdir()
-    if exports.is_dir() and not exports.is_symlink():
-        try:
-            copy_submission(exports, sealed, MAX_EXPORT_BYTES)
-        except SubmissionError as exc:
-            problem = problem or f"the exported files were not checked: {exc}"
-            shutil.rmtree(sealed)
-            sealed.mkdir()
+    # The trusted checks: the sealed exports and the references, read-only; no student code.
     exports = sealed
     result_file = result_dir / "result.json"
     cenv = dict(env, HOME=str(result_dir / "home"), MPLCONFIGDIR=str(result_dir / "home"))
@@ -231,7 +233,7 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
         why = check_out.killed_because or f"exit {check_out.returncode}"
         found = {gid: [{"name": "the exports could be checked", "passed": False,
                         "detail": f"the checker stopped ({why})"}] for gid in graded_ids}
-    executed = box / "executed.ipynb"
+    executed = work / "executed.ipynb"
     return Graded(student, assignment, found, export_errors,
                   executed if executed.is_file() else None, problem,
                   time.monotonic() - start, {"kernel": t1 - t0, "checks": time.monotonic() - t1})
