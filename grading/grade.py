@@ -166,7 +166,8 @@ def write_feedback(course: Path, student: str, assignment: str, pts: dict[str, f
             from nbconvert import HTMLExporter
 
             nb = nbformat.read(g.notebook, as_version=4)
-            html, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
+            # sanitize_html: a student's <script> must not run in the grader's browser.
+            html, _ = HTMLExporter(template_name="classic", sanitize_html=True).from_notebook_node(nb)
             body = html
         except Exception as exc:  # noqa: BLE001  (feedback must never cost the score)
             body = f"<p>(the notebook could not be rendered: {escape(type(exc).__name__)})</p>"

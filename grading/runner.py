@@ -19,21 +19,28 @@ output. A kernel that dies (os._exit, the memory limit) ends the run the same wa
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
+import queue
+import secrets
 import shutil
+import stat
 import sys
+import threading
+import time
+import zlib
 from pathlib import Path
 
 import nbformat
 import psutil
-import threading
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from jupyter_core.utils import run_sync
+from nbformat.v4 import new_code_cell, new_output
 
 from grading.sandbox import kill_tree, watch
-from nbformat.v4 import new_code_cell, new_output
 
 GRACE = 5  # seconds a kernel gets to answer an interrupt
 
@@ -83,7 +90,7 @@ def plan(nb, exports: dict[str, str]) -> list[tuple[str, int | str]]:
 
 def kernel_manager(job: dict):
     """The kernel's manager: the d2l-io kernel as installed (job["sandbox"] is None: authors'
-    local runs), or the same kernel inside the sandbox, reached over ipc sockets in its folder."""
+    local runs), or the same kernel inside the sandbox, reached over ipc sockets."""
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
 
@@ -91,14 +98,38 @@ def kernel_manager(job: dict):
         return AsyncKernelManager(kernel_name=job["kernel"]), None
     from grading.sandbox import Limits, Sandbox
 
+    class PinnedSockets(AsyncKernelManager):
+        """The kernel binds its sockets in a folder it can write, so later it could swap them
+        for links to any socket of this machine. Once they exist, and before any student code
+        runs, the runner opens each one (O_PATH, no links followed) and connects through
+        /proc/self/fd links in a folder of its own: always the kernel's own sockets."""
+
+        async def _async_post_start_kernel(self, **kw):
+            await super()._async_post_start_kernel(**kw)
+            ports = [self.shell_port, self.iopub_port, self.stdin_port, self.hb_port,
+                     self.control_port]
+            deadline = time.monotonic() + job.get("startup_timeout", 120)
+            while not all(os.path.exists(f"{self.ip}-{p}") for p in ports):
+                if time.monotonic() > deadline or not await self.is_alive():
+                    raise RuntimeError("the kernel did not start")
+                await asyncio.sleep(0.05)
+            pinned = Path(job["pinned"])
+            pinned.mkdir(parents=True, exist_ok=True)
+            for p in ports:
+                fd = os.open(f"{self.ip}-{p}", os.O_PATH | os.O_NOFOLLOW)
+                if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    raise RuntimeError("the kernel's sockets are not sockets")
+                os.symlink(f"/proc/{os.getpid()}/fd/{fd}", pinned / f"k-{p}")
+            self.ip = str(pinned / "k")
+
     box = Sandbox(**job["sandbox"])
     limits = Limits(box.memory, box.processes)
     runtime = Path(job["runtime"])
     runtime.mkdir(parents=True, exist_ok=True)
     argv = limits.wrap(box.argv([sys.executable, "-m", "ipykernel_launcher", "-f",
                                  "{connection_file}"]))
-    km = AsyncKernelManager(transport="ipc", ip=str(runtime / "k"),
-                            connection_file=str(runtime / "kernel.json"))
+    km = PinnedSockets(transport="ipc", ip=str(runtime / "k"),
+                       connection_file=str(runtime / "kernel.json"))
     # "message": the interrupt travels on the control socket (a signal would stop at bwrap).
     km._kernel_spec = KernelSpec(argv=argv, env={"PATH": "/usr/bin:/bin"}, language="python",
                                  display_name="d2l-io (sandboxed)", interrupt_mode="message")
@@ -185,9 +216,11 @@ def _steps(client, nb, exports, job, log, save, killed) -> str | None:
                 folder.unlink()
             folder.mkdir(parents=True)
             cell, index = new_code_cell(exports[what]), len(nb.cells)
-            nb.cells.append(cell)  # nbclient addresses cells by index; removed below
         try:
-            client.execute_cell(cell, index)
+            if kind == "cell":
+                client.execute_cell(cell, index)
+            else:
+                cell.outputs = _run_silent(client, _disguise(cell.source), job["timeout"])
         except CellTimeoutError:
             cell.outputs.append(_error("CellTimeoutError",
                                        f"this cell ran longer than {job['timeout']} s"))
@@ -202,13 +235,50 @@ def _steps(client, nb, exports, job, log, save, killed) -> str | None:
         except Exception as exc:  # nbclient's own failures: report, keep going
             cell.outputs.append(_error(type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""))
         if kind == "export":
-            nb.cells.pop()
             seal(folder, Path(job["sealed_dir"], what))
             errors = [o for o in cell.outputs if o.output_type == "error"]
             log[what] = ({"ran": False, "error": f"{errors[0].ename}: {errors[0].evalue}"[:500]}
                          if errors else {"ran": True, "error": ""})
         save()
     return stopped
+
+
+def _disguise(source: str) -> str:
+    """The export code as the kernel receives it: its function under a name drawn for this
+    cell, compressed and encoded, so that rewriting rules aimed at it have nothing to match."""
+    token = secrets.token_hex(8)
+    code = source.replace("_grader_export", f"_g{token}")
+    blob = base64.b64encode(zlib.compress(code.encode())).decode()
+    return (f"exec(__import__('zlib').decompress(__import__('base64').b64decode('{blob}'))"
+            f".decode(), globals())")
+
+
+def _run_silent(client: NotebookClient, code: str, timeout: int) -> list:
+    """Run export code as a silent request: kept out of the history (`In`, `_ih`), and
+    IPython's pre/post-run hooks do not fire for it. Returns an error output if it failed."""
+
+    async def go():
+        kc, km = client.kc, client.km
+        msg_id = kc.execute(code, silent=True, store_history=False, allow_stdin=False,
+                            stop_on_error=False)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CellTimeoutError("export timed out")
+            try:
+                msg = await kc.get_shell_msg(timeout=min(1.0, left))
+            except queue.Empty:
+                if not await km.is_alive():
+                    raise DeadKernelError("Kernel died") from None
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                content = msg["content"]
+                if content.get("status") == "ok":
+                    return []
+                return [_error(str(content.get("ename", "Error")), str(content.get("evalue", "")))]
+
+    return run_sync(go)()
 
 
 def _interrupt(client: NotebookClient) -> bool:

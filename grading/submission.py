@@ -178,12 +178,15 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
                    for gid in graded_ids}
     sealed = work / "exports"
     sealed.mkdir()
-    kenv = dict(env, HOME=str(home), D2L_SCRATCH=str(home / "scratch"),
+    # PYTHONSAFEPATH: the kernel starts without the submission's folder on sys.path, so a
+    # student file cannot shadow a module the kernel imports before any cell runs.
+    kenv = dict(env, HOME=str(home), D2L_SCRATCH=str(home / "scratch"), PYTHONSAFEPATH="1",
                 IPYTHONDIR=str(home / ".ipython"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
                 MPLCONFIGDIR=str(home / ".matplotlib"), XDG_CACHE_HOME=str(home / ".cache"))
     job = {"notebook": str(sub / f"{NOTEBOOK}.ipynb"), "out_notebook": str(work / "executed.ipynb"),
            "log": str(work / "exports.json"), "exports_dir": str(exports), "exports": export_code,
            "sealed_dir": str(sealed), "runtime": str(box / "runtime"), "kernel": KERNEL,
+           "pinned": str(work / "sockets"),
            "timeout": timeout, "output_limit": output_limit, "cwd": str(sub),
            "sandbox": {"ro": _python(), "code": _kernel_code(), "rw": [str(box)],
                        "env": dict(kenv, PYTHONPATH=CODE), "cwd": str(sub), "memory": memory,

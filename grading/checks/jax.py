@@ -154,20 +154,30 @@ finally:
 
 _EX1 = '''
     save_checkpoint, load_checkpoint = need("save_checkpoint"), need("load_checkpoint")
-    first = pathlib.Path(tempfile.mkdtemp())
-    state = ns["train"](ns["init"](seed), ns["STOP"], seed)
-    save_checkpoint(first / "checkpoint", state)
-    del state
-    moved = pathlib.Path(tempfile.mkdtemp()) / "moved"
-    shutil.move(str(first), str(moved))  # nothing may depend on where it was saved
-    restored = load_checkpoint(moved / "checkpoint", ns["init"](seed + 1))
-    try:
-        info["epoch"] = int(np.asarray(restored["epoch"]))
-    except Exception as exc:
-        info["errors"]["epoch"] = why(exc)
-    for part in ("params", "opt_state", "key"):
+    # Two checkpoints (A: the run to resume, B: another run, stopped one epoch earlier), each
+    # in a folder of its own; both folders are moved before loading, B first: what is loaded
+    # must come from the files, not from where they were or from memory.
+    folders = {}
+    for name, (start, epochs) in (("a", (seed, ns["STOP"])), ("b", (seed + 50, ns["STOP"] - 1))):
+        folders[name] = pathlib.Path(tempfile.mkdtemp())
+        state = ns["train"](ns["init"](start), epochs, seed)
+        save_checkpoint(folders[name] / "checkpoint", state)
+        del state
+    for name in ("a", "b"):
+        moved = pathlib.Path(tempfile.mkdtemp()) / "moved"
+        shutil.move(str(folders[name]), str(moved))
+        folders[name] = moved
+    restored_b = load_checkpoint(folders["b"] / "checkpoint", ns["init"](seed + 1))
+    restored = load_checkpoint(folders["a"] / "checkpoint", ns["init"](seed + 1))
+    for name, got in (("epoch", restored), ("epoch_b", restored_b)):
         try:
-            put(part, restored[part])
+            info[name] = int(np.asarray(got["epoch"]))
+        except Exception as exc:
+            info["errors"][name] = why(exc)
+    for part, got in (("params", restored), ("opt_state", restored), ("key", restored),
+                      ("params_b", restored_b)):
+        try:
+            put(part, got[part.removesuffix("_b")])
         except Exception as exc:
             info["errors"][part] = why(exc)
     try:
@@ -282,7 +292,9 @@ def reference(seed: int, out: Path) -> None:
 
     # ex1: the state after STOP epochs (what was saved) and the uninterrupted run's end.
     saved = ns["train"](ns["init"](seed), ns["STOP"], seed)
+    saved_b = ns["train"](ns["init"](seed + 50), ns["STOP"] - 1, seed)
     put("ex1.params", _leaves(saved["params"]))
+    put("ex1.params_b", _leaves(saved_b["params"]))
     put("ex1.opt_state", _leaves(saved["opt_state"]))
     put("ex1.key", _leaves(saved["key"]))
     put("ex1.final", _leaves(ns["train"](ns["init"](seed), ns["EPOCHS"], seed)["params"]))
@@ -298,7 +310,7 @@ def reference(seed: int, out: Path) -> None:
         arrays[f"ex3.{name}.y"] = np.asarray(model.apply(params, x))
     save_file(arrays, str(out / "jax.safetensors"))
     (out / "jax.json").write_text(json.dumps({
-        "epoch": int(saved["epoch"]), "new_shapes": [list(s) for s in ns["NEW_SHAPES"]],
+        "epoch": int(saved["epoch"]), "epoch_b": int(saved_b["epoch"]), "new_shapes": [list(s) for s in ns["NEW_SHAPES"]],
         "batch": 256}))
 
 
@@ -380,24 +392,30 @@ def _refs(refs: Path) -> tuple[dict, dict]:
 
 def _check_ex1(exports: Path, refs: Path) -> list[Check]:
     ref, meta = _refs(refs)
-    names = ("load_checkpoint returns the saved epoch",
-             "The restored parameters equal the saved ones",
+    names = ("load_checkpoint returns the saved epoch (two checkpoints)",
+             "The restored parameters equal the saved ones (two checkpoints)",
              "Training resumed from the restored state ends exactly where an uninterrupted run ends")
     info, arrays, problem = _load_export(exports)
     if problem:
         return [Check(n, False, problem) for n in names]
     errors = info["errors"]
-    epoch = info.get("epoch")
-    if "epoch" in errors:
-        c1 = Check(names[0], False, f"reading the returned state's epoch failed: {errors['epoch']}")
-    else:
-        ok = epoch == meta["epoch"]
-        c1 = Check(names[0], ok, "" if ok else f"returned epoch {epoch}, saved {meta['epoch']}")
-    if "params" in errors:
-        c2 = Check(names[1], False, f"reading the returned parameters failed: {errors['params']}")
-    else:
-        ok, detail = _compare(_ref_series(ref, "ex1.params"), _series(arrays, info, "params"), "parameters")
-        c2 = Check(names[1], ok, detail)
+    c1 = c2 = None
+    for key in ("epoch", "epoch_b"):
+        if key in errors:
+            c1 = c1 or Check(names[0], False, f"reading the returned state's epoch failed: {errors[key]}")
+    if c1 is None:
+        got, want = [info.get("epoch"), info.get("epoch_b")], [meta["epoch"], meta["epoch_b"]]
+        c1 = Check(names[0], got == want, "" if got == want else
+                   f"returned epochs {got[0]} and {got[1]}, saved {want[0]} and {want[1]}")
+    for key, label in (("params", "first checkpoint"), ("params_b", "second checkpoint")):
+        if key in errors:
+            c2 = c2 or Check(names[1], False, f"reading the returned parameters failed: {errors[key]}")
+            continue
+        ok, detail = _compare(_ref_series(ref, f"ex1.{key}"), _series(arrays, info, key),
+                              f"parameters of the {label}")
+        if not ok:
+            c2 = c2 or Check(names[1], False, detail)
+    c2 = c2 or Check(names[1], True)
     if "resumed" in errors:
         c3 = Check(names[2], False, f"training the returned state failed: {errors['resumed']}")
     else:

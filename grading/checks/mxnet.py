@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -101,121 +101,116 @@ def arrays(block):
     return found
 '''
 
-_PRELUDE = '''
+def _export(grade_id: str, body: str) -> str:
+    '''The export code of a grade_id: one function that takes the student's functions from the
+    kernel's namespace, calls them with the grader's own objects and paths (in a temporary
+    folder it removes afterwards, with the working folder moved elsewhere meanwhile so that
+    nothing relies on it), writes the results into `out` and is deleted, error or not.'''
+    name = "_grade_" + grade_id.replace("-", "_")
+    return f'''
+def {name}():
     import json, os, pathlib, shutil, tempfile
     import numpy as onp
     from safetensors.numpy import save_file
-    out = pathlib.Path({out})
-    ns = {{}}
-    exec({helpers}, ns)
-    X, y = ns["data"]({seed})
+    out = pathlib.Path({{out}})
+    ns = {{{{}}}}
+    exec({{helpers}}, ns)
+    X, y = ns["data"]({{seed}})
+    here = os.getcwd()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="grading-"))
 
     def student(name):
         fn = globals().get(name)
         if not callable(fn):
-            raise NameError(f"{{name}} is not defined")
+            raise NameError(f"{{{{name}}}} is not defined")
         return fn
+
+    def folder(name):
+        path = work / name
+        path.mkdir()
+        return path
+
+    try:
+        os.chdir(folder("cwd"))
+{textwrap.indent(textwrap.dedent(body).strip(), " " * 8)}
+    finally:
+        os.chdir(here)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+try:
+    {name}()
+finally:
+    del {name}
 '''
 
+
 EXPORTS = {
-    "mxnet-ex1-tests": '''
-def _grade_mxnet_ex1():''' + _PRELUDE + '''
-    save_checkpoint, load_checkpoint = student("save_checkpoint"), student("load_checkpoint")
-    here = os.getcwd()
-    model, trainer = ns["make_model"]({seed}, X)
-    rng = onp.random.default_rng({seed} + 1)
-    ns["train"](model, trainer, rng, X, y, ns["STOP"])
-    first = pathlib.Path(tempfile.mkdtemp()) / "run"
-    first.mkdir()
-    os.chdir(tempfile.mkdtemp())  # a checkpoint must live at path, not in the working folder
-    try:
+    "mxnet-ex1-tests": _export("mxnet-ex1-tests", '''
+        save_checkpoint, load_checkpoint = student("save_checkpoint"), student("load_checkpoint")
+        model, trainer = ns["make_model"]({seed}, X)
+        rng = onp.random.default_rng({seed} + 1)
+        ns["train"](model, trainer, rng, X, y, ns["STOP"])
+        first = folder("first")
         save_checkpoint(str(first / "ckpt"), model, trainer, rng, ns["STOP"])
-    finally:
-        os.chdir(here)
-    del model, trainer, rng
-    moved = pathlib.Path(tempfile.mkdtemp()) / "moved"
-    shutil.move(str(first), str(moved))
-    model, trainer = ns["make_model"]({seed} + 100, X)
-    rng = onp.random.default_rng({seed} + 200)
-    os.chdir(tempfile.mkdtemp())
-    try:
+        del model, trainer, rng
+        # the checkpoint moves; the working folder changes too
+        moved = folder("elsewhere") / "moved"
+        shutil.move(str(first), str(moved))
+        os.chdir(folder("cwd2"))
+        model, trainer = ns["make_model"]({seed} + 100, X)
+        rng = onp.random.default_rng({seed} + 200)
         epoch = load_checkpoint(str(moved / "ckpt"), model, trainer, rng)
-    finally:
-        os.chdir(here)
-    try:
-        value = int(epoch) if int(epoch) == epoch else None
-    except Exception:
-        value = None
-    (out / "epoch.json").write_text(json.dumps({{"epoch": value, "type": type(epoch).__name__}}))
-    save_file(ns["arrays"](model), str(out / "restored.safetensors"))
-    ns["train"](model, trainer, rng, X, y, ns["EPOCHS"] - ns["STOP"])
-    save_file(ns["arrays"](model), str(out / "resumed.safetensors"))
-
-
-try:
-    _grade_mxnet_ex1()
-finally:
-    del _grade_mxnet_ex1
-''',
-    "mxnet-ex2-tests": '''
-def _grade_mxnet_ex2():''' + _PRELUDE + '''
-    reuse_layers = student("reuse_layers")
-    mx, np, autograd, gluon = ns["mx"], ns["np"], ns["autograd"], ns["gluon"]
-    folder = pathlib.Path(tempfile.mkdtemp())
-    ns["saved_model"]({seed}, X, y).save_parameters(str(folder / "pretrained.params"))
-    mx.random.seed({seed} + 22)
-    model = reuse_layers(str(folder / "pretrained.params"))
-    Xm, y3 = np.array(X), np.array(y % 3)
-    scores = model(Xm)
-    (out / "output.json").write_text(json.dumps({{"shape": [int(n) for n in scores.shape]}}))
-    before = ns["arrays"](model)
-    # which parameters the output depends on: shift each one, see whether the output moves
-    params = {{f"p{{i:03d}}": p for i, p in enumerate(model.collect_params().values())}}
-    base, used = scores.asnumpy(), []
-    for key in before:
-        p = params[key]
-        p.set_data(p.data() + 1)
-        if not onp.allclose(model(Xm).asnumpy(), base):
-            used.append(key)
-        p.set_data(np.array(before[key]))
-    (out / "used.json").write_text(json.dumps(used))
-    save_file(before, str(out / "before.safetensors"))
-    trainer = gluon.Trainer(model.collect_params(), "sgd", {{"learning_rate": 0.1}})
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    for _ in range(ns["STEPS"]):
-        with autograd.record():
-            loss = loss_fn(model(Xm), y3).mean()
-        loss.backward()
-        trainer.step(1, ignore_stale_grad=True)
-    save_file(ns["arrays"](model), str(out / "after.safetensors"))
-
-
-try:
-    _grade_mxnet_ex2()
-finally:
-    del _grade_mxnet_ex2
-''',
-    "mxnet-ex3-tests": '''
-def _grade_mxnet_ex3():''' + _PRELUDE + '''
-    export_model = student("export_model")
-    model = ns["exported_model"]({seed}, X, y)
-    folder = pathlib.Path(tempfile.mkdtemp())
-    here = os.getcwd()
-    os.chdir(tempfile.mkdtemp())
-    try:
-        export_model(model.net, ns["np"].array(X[:8]), str(folder / "exported"))
-    finally:
-        os.chdir(here)
-    for suffix in ("-symbol.json", "-0000.params"):
-        if (folder / ("exported" + suffix)).is_file():
-            shutil.copyfile(folder / ("exported" + suffix), out / ("exported" + suffix))
-
-
-try:
-    _grade_mxnet_ex3()
-finally:
-    del _grade_mxnet_ex3
-''',
+        try:
+            value = int(epoch) if int(epoch) == epoch else None
+        except Exception:
+            value = None
+        (out / "epoch.json").write_text(json.dumps({{"epoch": value, "type": type(epoch).__name__}}))
+        save_file(ns["arrays"](model), str(out / "restored.safetensors"))
+        ns["train"](model, trainer, rng, X, y, ns["EPOCHS"] - ns["STOP"])
+        save_file(ns["arrays"](model), str(out / "resumed.safetensors"))
+    '''),
+    "mxnet-ex2-tests": _export("mxnet-ex2-tests", '''
+        reuse_layers = student("reuse_layers")
+        mx, np, autograd, gluon = ns["mx"], ns["np"], ns["autograd"], ns["gluon"]
+        saved = folder("saved") / "pretrained.params"
+        ns["saved_model"]({seed}, X, y).save_parameters(str(saved))
+        mx.random.seed({seed} + 22)
+        model = reuse_layers(str(saved))
+        Xm, y3 = np.array(X), np.array(y % 3)
+        scores = model(Xm)
+        (out / "output.json").write_text(json.dumps({{"shape": [int(n) for n in scores.shape]}}))
+        before = ns["arrays"](model)
+        # the parameters the output depends on: shift each one, see whether the output moves
+        params = {{f"p{{i:03d}}": p for i, p in enumerate(model.collect_params().values())}}
+        base, used = scores.asnumpy(), []
+        for key in before:
+            p = params[key]
+            p.set_data(p.data() + 1)
+            if not onp.allclose(model(Xm).asnumpy(), base):
+                used.append(key)
+            p.set_data(np.array(before[key]))
+        (out / "used.json").write_text(json.dumps(used))
+        save_file(before, str(out / "before.safetensors"))
+        # a standard trainer over all parameters: freezing has to live in the model
+        trainer = gluon.Trainer(model.collect_params(), "sgd", {{"learning_rate": 0.1}})
+        loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        for _ in range(ns["STEPS"]):
+            with autograd.record():
+                loss = loss_fn(model(Xm), y3).mean()
+            loss.backward()
+            trainer.step(1, ignore_stale_grad=True)
+        save_file(ns["arrays"](model), str(out / "after.safetensors"))
+    '''),
+    "mxnet-ex3-tests": _export("mxnet-ex3-tests", '''
+        export_model = student("export_model")
+        model = ns["exported_model"]({seed}, X, y)
+        target = folder("export")
+        export_model(model.net, ns["np"].array(X[:8]), str(target / "exported"))
+        for suffix in ("-symbol.json", "-0000.params"):
+            if (target / ("exported" + suffix)).is_file():
+                shutil.copyfile(target / ("exported" + suffix), out / ("exported" + suffix))
+    '''),
 }
 
 
@@ -293,7 +288,7 @@ def _same_params(got: dict | None, want: dict, what: str) -> tuple[bool, str]:
 def _check_ex1(exports: Path, refs: Path) -> list[Check]:
     want = _json(refs / "ex1.json")["epoch"]
     got = _json(exports / "epoch.json")
-    if got is None:
+    if not isinstance(got, dict):
         epoch_ok, detail = False, "load_checkpoint did not run to the end"
     else:
         epoch_ok = got.get("epoch") == want
@@ -320,6 +315,7 @@ EX2_SHAPES = sorted([(64, 20), (64,), (32, 64), (32,), (8, 32), (8,), (4, 8), (4
 def _check_ex2(exports: Path, refs: Path) -> list[Check]:
     saved = _load(refs / "ex2-reused.safetensors")
     output = _json(exports / "output.json")
+    output = output if isinstance(output, dict) else None
     before, after = _load(exports / "before.safetensors"), _load(exports / "after.safetensors")
     used = _json(exports / "used.json")
     missing = "reuse_layers did not return a model that could be called on a batch"
@@ -356,7 +352,8 @@ def _check_ex2(exports: Path, refs: Path) -> list[Check]:
         frozen_detail = ("the saved layers were not found" if not reused_ok else
                          "" if frozen_ok else "changed by training: " + ", ".join(moved))
         new = [k for k in used_keys if k not in found.values()]
-        still = [tuple(before[k].shape) for k in new if k in after and _close(after[k], before[k])]
+        # before and after come from the same process: any change at all is training
+        still = [tuple(before[k].shape) for k in new if k in after and np.array_equal(after[k], before[k])]
         trained_ok = bool(new) and not still and all(k in after for k in new)
         trained_detail = ("" if trained_ok else "no new layers" if not new else
                           f"unchanged by training: parameters of shape {still}"[:300])
@@ -369,54 +366,83 @@ def _check_ex2(exports: Path, refs: Path) -> list[Check]:
     ]
 
 
-def _import_exported(exports: Path):
-    """SymbolBlock.imports on the exported files, with the model's Python code unavailable."""
-    blocked = ("d2l_utils", "d2l")
-    saved = {name: sys.modules.get(name) for name in blocked}
-    for name in blocked:
-        sys.modules[name] = None  # type: ignore[assignment]
-    try:
-        if "bool" not in vars(np):  # MXNet 1.9.1 on NumPy 1.24+ (see d2l_utils.mxnet)
-            np.bool = np.bool_  # type: ignore[attr-defined]
-        import mxnet as mx
-        from mxnet import gluon, npx
+# Loads the exported files with the standard loader and runs them on the inputs read from
+# stdin, in a child process of the check process: the model's Python code is unavailable
+# there, and a file that crashes MXNet's C++ loader costs this check only.
+_LOADER = """
+import json, sys, warnings
+sys.modules["d2l_utils"] = None  # the model's Python code is not available here
+sys.modules["d2l"] = None
+import numpy
+if "bool" not in vars(numpy):  # MXNet 1.9.1 on NumPy 1.24+ (see d2l_utils.mxnet)
+    numpy.bool = numpy.bool_
 
-        npx.set_np()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SymbolBlock notes it cannot infer the input's dtype
-            return mx, gluon.SymbolBlock.imports(str(exports / "exported-symbol.json"), ["data"],
-                                                 str(exports / "exported-0000.params"))
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
+
+def why(exc):
+    lines = [l.strip() for l in str(exc).splitlines() if l.strip()]  # MXNet: C++ trace, then why
+    return f"{type(exc).__name__}: {lines[-1][:200] if lines else ''}"
+
+
+def report(**kw):
+    sys.stdout.write("\\nRESULT " + json.dumps(kw) + "\\n")
+    sys.exit(0)
+
+
+x = numpy.asarray(json.loads(sys.stdin.read()), dtype=numpy.float32)
+try:
+    import mxnet
+    from mxnet import gluon, npx
+    npx.set_np()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SymbolBlock notes it cannot infer the input's dtype
+        net = gluon.SymbolBlock.imports(sys.argv[1], ["data"], sys.argv[2])
+except Exception as exc:
+    report(loaded=False, error=why(exc))
+try:
+    y = numpy.asarray(net(mxnet.np.array(x)).asnumpy(), dtype=numpy.float64)
+except Exception as exc:
+    report(loaded=True, ran=False, error=why(exc))
+report(loaded=True, ran=True, shape=list(y.shape), y=y.ravel().tolist())
+"""
+
+
+def _run_exported(exports: Path, refs: Path, x: np.ndarray) -> dict:
+    import subprocess
+
+    try:
+        # -I: isolated mode, so nothing from the working folder or PYTHONPATH is imported
+        proc = subprocess.run(
+            [sys.executable, "-I", "-c", _LOADER, str(exports / "exported-symbol.json"),
+             str(exports / "exported-0000.params")],
+            input=json.dumps(x.tolist()), capture_output=True, text=True, timeout=300,
+            cwd=str(refs))
+    except subprocess.TimeoutExpired:
+        return {"loaded": False, "error": "loading took longer than 300 s"}
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if not lines:
+        return {"loaded": False, "error": f"the loader crashed (exit status {proc.returncode})"}
+    return json.loads(lines[-1][len("RESULT "):])
 
 
 def _check_ex3(exports: Path, refs: Path) -> list[Check]:
     ref = _load(refs / "ex3.safetensors")
     files = [exports / "exported-symbol.json", exports / "exported-0000.params"]
     absent = [f.name.replace("exported", "path + '") + "'" for f in files if not f.is_file()]
-    net = None
-    if absent:
-        load_ok, load_detail = False, "not written: " + ", ".join(absent)
-    else:
-        try:
-            mx, net = _import_exported(exports)
-            load_ok, load_detail = True, ""
-        except Exception as exc:  # noqa: BLE001
-            load_ok, load_detail = False, f"{type(exc).__name__}: {str(exc).strip()[:200]}"
-    if net is None:
+    result = {"loaded": False, "error": "not written: " + ", ".join(absent)} if absent else \
+        _run_exported(exports, refs, ref["x"])
+    load_ok = bool(result.get("loaded"))
+    load_detail = "" if load_ok else str(result.get("error", ""))[:300]
+    if not load_ok:
         same_ok, same_detail = False, "the exported model could not be loaded"
+    elif not result.get("ran"):
+        same_ok, same_detail = False, str(result.get("error", ""))[:300]
     else:
         try:
-            y = net(mx.np.array(ref["x"])).asnumpy()
-            same_ok, same_detail = _close(y, ref["y"]), ""
-            if not same_ok:
-                same_detail = _maxdiff(y, ref["y"])
+            y = np.asarray(result["y"], dtype=np.float64).reshape([int(n) for n in result["shape"]])
+            same_ok = _close(y, ref["y"])
+            same_detail = "" if same_ok else _maxdiff(y, ref["y"])
         except Exception as exc:  # noqa: BLE001
-            same_ok, same_detail = False, f"{type(exc).__name__}: {str(exc).strip()[:200]}"
+            same_ok, same_detail = False, f"malformed outputs ({type(exc).__name__})"
     return [
         Check("gluon.SymbolBlock.imports loads the exported files without the model's code",
               load_ok, load_detail),

@@ -557,9 +557,10 @@ sys.stdout.write("\nRESULT " + json.dumps(result) + "\n")
 '''
 
 
-def _no_file_writes() -> None:
+def _small_files() -> None:
+    """In the loader's process: no file larger than MAX_FILE (a write past it fails)."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE, MAX_FILE))
 
 
 def _run_exported(path: Path, inputs: dict[str, np.ndarray]) -> tuple[dict | None, str]:
@@ -574,7 +575,7 @@ def _run_exported(path: Path, inputs: dict[str, np.ndarray]) -> tuple[dict | Non
         try:
             proc = subprocess.run([sys.executable, "-I", "-B", "-c", _RUNNER, str(archive), *inputs],
                                   cwd=tmp, env=env, capture_output=True, text=True, timeout=240,
-                                  preexec_fn=_no_file_writes, stdin=subprocess.DEVNULL)
+                                  preexec_fn=_small_files, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             return None, "loading and running the file took too long"
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]

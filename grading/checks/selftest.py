@@ -28,6 +28,8 @@ def _grader_export():
         raise NameError("save_numbers and load_numbers must both be defined")
     first = pathlib.Path(tempfile.mkdtemp())
     save(str(first / "data"), ns["numbers"]({seed}))
+    if not any(p.is_file() for p in first.rglob("*")):
+        raise FileNotFoundError("save_numbers(path, numbers) wrote no file at path")
     second = pathlib.Path(tempfile.mkdtemp()) / "moved"
     shutil.move(str(first), str(second))
     got = [float(x) for x in load(str(second / "data"))]
