@@ -105,12 +105,11 @@ def kernel_manager(job: dict):
         /proc/self/fd links in a folder of its own: always the kernel's own sockets."""
 
         async def _async_post_start_kernel(self, **kw):
-            await super()._async_post_start_kernel(**kw)
             ports = [self.shell_port, self.iopub_port, self.stdin_port, self.hb_port,
                      self.control_port]
             deadline = time.monotonic() + job.get("startup_timeout", 120)
             while not all(os.path.exists(f"{self.ip}-{p}") for p in ports):
-                if time.monotonic() > deadline or not await self.is_alive():
+                if time.monotonic() > deadline or (await self.provisioner.poll()) is not None:
                     raise RuntimeError("the kernel did not start")
                 await asyncio.sleep(0.05)
             pinned = Path(job["pinned"])
@@ -121,6 +120,8 @@ def kernel_manager(job: dict):
                     raise RuntimeError("the kernel's sockets are not sockets")
                 os.symlink(f"/proc/{os.getpid()}/fd/{fd}", pinned / f"k-{p}")
             self.ip = str(pinned / "k")
+            # Only now the manager's own control connection (interrupts, shutdown).
+            await super()._async_post_start_kernel(**kw)
 
     box = Sandbox(**job["sandbox"])
     limits = Limits(box.memory, box.processes)
@@ -300,6 +301,28 @@ def _interrupt(client: NotebookClient) -> bool:
         return False
     finally:
         client.timeout = saved
+
+
+def child(job_path: str, log_path: str, env: dict[str, str], cwd: str) -> None:
+    """Entry point of a runner forked from the grader's warm fork server (nbclient and
+    jupyter_client already imported): its own session, environment, folder and log."""
+    os.setsid()
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        run(json.loads(Path(job_path).read_text()))
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        sys.stdout.flush()
+        os._exit(1)
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def main() -> None:

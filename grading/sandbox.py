@@ -231,7 +231,8 @@ class Sandbox:
 def watch(pid: int, memory: int, processes: int, done, deadline: float | None = None,
           every: float = 0.1) -> str:
     """Poll the process tree under `pid` until `done()`; return why it must be killed (memory,
-    process count, time), or "" once it is done by itself."""
+    process count, time), or "" once it is done by itself. Resident memory is summed over the
+    tree (shared pages count once per process, so this errs on the side of stopping early)."""
     while not done():
         if deadline is not None and time.monotonic() > deadline:
             return "it ran out of time"
@@ -242,8 +243,9 @@ def watch(pid: int, memory: int, processes: int, done, deadline: float | None = 
                 rss += p.memory_info().rss
             except psutil.Error:
                 pass
-        if rss > memory:
-            return f"it used more than {memory / 2**30:.1f} GB of memory"
+        # At 90%: a cgroup at its limit stalls in reclaim before its OOM killer acts.
+        if rss > 0.9 * memory:
+            return f"it reached its memory limit ({memory / 2**30:.1f} GB)"
         if len(tree) > processes + 3:
             return f"it started more than {processes} processes"
         time.sleep(every)

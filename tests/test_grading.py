@@ -1,154 +1,305 @@
-"""`python -m grading grade` on a fixture class: expected scores, feedback, nothing touched.
+"""`python -m grading grade` against a class written independently of the solutions.
 
-Two students hand in all four assignments: "correct" (the solutions, full marks) and
-"untouched" (the student workbooks as released, zero). The others hand in the PyTorch
-assignment: a partly correct one, and one submission for each hostile kind: an endless loop,
-a kernel that exits, an error in every cell, endless printing, and a vandal that deletes its
-own files and tries to read and change the solutions, the gradebook and another student's
-submission.
+* The hostile class (tests/fixtures/hostile, written from the student workbook and the
+  grader's README alone) hands in the featherweight "selftest" assignment, which imports no
+  framework: other correct answers, cheats on the test machinery, bombs, daemons, signals,
+  network and file probes, odd and broken notebooks. Each must score exactly its honest work
+  (manifest.json: "points"), leave no process running, reach no host socket, leak no host
+  file and write nothing outside its folder. The whole class is graded as root; the entries
+  marked "as_user" again as an ordinary user with the repository in their home.
+* The fair class (tests/fixtures/fair/<framework>) hands in the real assignments: correct
+  answers written from the student workbooks alone, other names, files and APIs than the
+  solutions (full marks), partial ones (partial marks), the untouched workbook (zero).
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import hashlib
+import json
 import os
-import re
+import pwd
+import shutil
+import socket
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell
 
 from conftest import FRAMEWORKS, ROOT
 
-ASSIGNMENT = "pytorch"
-SOLUTION = ROOT / "solutions" / ASSIGNMENT / "exercises.ipynb"
-WORKBOOK = ROOT / "notebooks" / ASSIGNMENT / "exercises.ipynb"
-STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
-
-VANDAL = """
-import os, pathlib
-report = []
-for f in os.listdir("."):
-    os.remove(f)
-targets = [{solutions!r}, {gradebook!r}, {other!r}]
-for t in targets:
-    try:
-        report.append((t, "read", len(pathlib.Path(t).read_bytes())))
-    except Exception as e:
-        report.append((t, "read refused", type(e).__name__))
-    try:
-        pathlib.Path(t).write_text("vandalised")
-        report.append((t, "WRITTEN"))
-    except Exception as e:
-        report.append((t, "write refused", type(e).__name__))
-print(report)
-"""
-
-
-def _stub_solutions(nb, grade_ids):
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade_id") in grade_ids:
-            cell.source = re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", STUB, cell.source, flags=re.S)
-    return nb
-
-
-def _with_first_cell(code, notebook=SOLUTION):
-    nb = nbformat.read(notebook, as_version=4)
-    nb.cells.insert(1, new_code_cell(code))
-    return nb
+FIXTURES = ROOT / "tests" / "fixtures"
+HOSTILE = json.loads((FIXTURES / "hostile" / "manifest.json").read_text())
+FAIR = {fw: json.loads((FIXTURES / "fair" / fw / "manifest.json").read_text())
+        for fw in sorted(p.name for p in (FIXTURES / "fair").iterdir() if p.is_dir())}
+# A line of the checks' code: it must never reach a student's feedback.
+CHECK_CODE = "math.isclose(got, want, rel_tol=1e-9)"
+assert CHECK_CODE in (ROOT / "grading" / "checks" / "selftest.py").read_text()
 
 
 def _digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def _lay_out(base: Path, entries: list[dict], fixtures: Path, assignment: str,
+             source: Path | None = None) -> Path:
+    subs = base / "submitted"
+    for e in entries:
+        folder = subs / e["student"] / e.get("assignment", assignment)
+        folder.mkdir(parents=True)
+        if e.get("notebook"):
+            shutil.copyfile(fixtures / e["notebook"], folder / "exercises.ipynb")
+        if e.get("symlink_to"):
+            (folder / "exercises.ipynb").symlink_to(e["symlink_to"].replace("{source}", str(source)))
+        (folder / "notes.txt").write_text(f"{e['student']}'s own file\n")
+    return subs
+
+
+def _scores(course: Path) -> dict[tuple[str, str], float]:
+    with open(course / "grades.csv") as f:
+        return {(r["student_id"], r["assignment"]): float(r["score"]) for r in csv.DictReader(f)}
+
+
+def _leftovers(marker: str) -> list[str]:
+    out = subprocess.run(["pgrep", "-af", marker], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "pgrep" not in line]
+
+
+def _source(base: Path) -> Path:
+    src = base / "source"
+    src.mkdir()
+    shutil.copytree(FIXTURES / "selftest", src / "selftest")
+    for fw in FAIR:
+        (src / fw).symlink_to(ROOT / "solutions" / fw)
+    return src
+
+
+class Host:
+    """What a submission must not reach on the grading machine: secret files in /tmp (the
+    fixtures link their exports to these paths) and a Unix socket listening in /tmp."""
+
+    SECRETS = ("HOSTSECRET-exports.json", "HOSTSECRET-log.txt", "HOSTSECRET-nb.ipynb")
+    SOCKET = "/tmp/HOSTLISTENER.sock"
+
+    def __enter__(self):
+        self.token = f"host-secret-{os.urandom(8).hex()}"
+        for name in self.SECRETS:
+            Path("/tmp", name).write_text(json.dumps({"secret": self.token}))
+            os.chmod(Path("/tmp", name), 0o644)
+        if os.path.lexists(self.SOCKET):
+            os.unlink(self.SOCKET)
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(self.SOCKET)
+        os.chmod(self.SOCKET, 0o777)
+        self.listener.listen(64)
+        self.listener.setblocking(False)
+        return self
+
+    def connections(self) -> int:
+        n = 0
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except BlockingIOError:
+                return n
+            conn.close()
+            n += 1
+
+    def __exit__(self, *exc):
+        self.listener.close()
+        for name in (*self.SECRETS, os.path.basename(self.SOCKET)):
+            Path("/tmp", name).unlink(missing_ok=True)
+
+
+def _attack_files(*extra: Path) -> list[str]:
+    """Files named ATTACK-* where the fixtures try to write outside their folder."""
+    places = [Path("/tmp"), Path("/dev/shm"), Path("/etc"), Path("/usr"), Path("/root"), ROOT,
+              ROOT / "grading", ROOT / "grading" / "checks", ROOT / "d2l_utils", Path(sys.prefix),
+              *(Path(p) for p in sys.path if p.endswith("site-packages")), *extra]
+    found = []
+    for place in places:
+        try:
+            found += [str(p) for p in place.iterdir() if p.name.startswith("ATTACK-")]
+        except OSError:
+            pass
+    return found
+
+
+def _check_hostile(base: Path, proc: subprocess.CompletedProcess, subs: Path, before: dict,
+                   entries: list[dict], host: Host, source: Path, *extra: Path) -> None:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    scores = _scores(base / "course")
+    wrong = {e["student"]: (scores.get((e["student"], "selftest")), e["points"])
+             for e in entries
+             if scores.get((e["student"], "selftest")) not in {float(p) for p in e.get("allowed", [e["points"]])}}
+    assert wrong == {}, "student: (score, honest points)"
+    assert _leftovers("ATTACK-") == []
+    assert _attack_files(*extra) == []
+    assert host.connections() == 0, "a submission reached a Unix socket of the host"
+    assert _digest(subs) == before["submitted"]
+    assert _digest(ROOT / "solutions") == before["solutions"]
+    assert _digest(source / "selftest") == before["source"]
+    outputs = proc.stdout + proc.stderr + (base / "course" / "grades.csv").read_text()
+    assert host.token not in outputs
+    for page in (base / "course" / "feedback").rglob("*.html"):
+        text = page.read_text()
+        assert CHECK_CODE not in text and host.token not in text, page
+    for e in entries:
+        for line in e.get("reported", []):
+            assert line.replace("{base}", str(base)) in proc.stdout + proc.stderr, (e["student"], line)
+
+
+def _grade_cmd(python: str, subs: Path, course: Path, source: Path, timeout: int = 5,
+               memory: float = 1) -> list[str]:
+    return [python, "-m", "grading", "grade", str(subs), "--course", str(course), "--source",
+            str(source), "--jobs", "2", "--timeout", str(timeout), "--memory", str(memory)]
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    base = tmp_path_factory.mktemp("class")
-    subs, course = base / "submitted", base / "course"
-    solution = nbformat.read(SOLUTION, as_version=4)
-    raising = nbformat.read(SOLUTION, as_version=4)
-    for cell in raising.cells:
-        if cell.cell_type == "code":
-            cell.source = "raise RuntimeError('every cell fails')\n" + cell.source
-    other = subs / "correct" / ASSIGNMENT / "exercises.ipynb"
-    fixtures = {
-        "partial": _stub_solutions(nbformat.read(SOLUTION, as_version=4), {"pytorch-ex3-export"}),
-        "loops": _with_first_cell("while True:\n    pass"),
-        "exits": _with_first_cell("import os\nos._exit(1)"),
-        "raises": raising,
-        "prints": _with_first_cell("while True:\n    print('spam ' * 200)"),
-        "vandal": _with_first_cell(VANDAL.format(
-            solutions=str(SOLUTION), gradebook=str(course / "gradebook.db"), other=str(other)),
-            WORKBOOK),
-    }
-    for fw in FRAMEWORKS:
-        fixtures[("correct", fw)] = nbformat.read(ROOT / "solutions" / fw / "exercises.ipynb", as_version=4)
-        fixtures[("untouched", fw)] = nbformat.read(ROOT / "notebooks" / fw / "exercises.ipynb", as_version=4)
-    for key, nb in fixtures.items():
-        student, assignment = key if isinstance(key, tuple) else (key, ASSIGNMENT)
-        folder = subs / student / assignment
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / "exercises.ipynb")
-        (folder / "notes.txt").write_text(f"{student}'s own file\n")
-    before = {"solutions": _digest(ROOT / "solutions"), "submitted": _digest(subs)}
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "grading", "grade", str(subs), "--course", str(course),
-                           "--jobs", "2", "--timeout", "30"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-    return {"proc": proc, "course": course, "subs": subs, "before": before}
+def root_class(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("grading as root needs root")
+    base = tmp_path_factory.mktemp("hostile-root")
+    source = _source(base)
+    subs = _lay_out(base, HOSTILE, FIXTURES / "hostile", "selftest", source)
+    before = {"submitted": _digest(subs), "solutions": _digest(ROOT / "solutions"),
+              "source": _digest(source / "selftest")}
+    with Host() as host:
+        proc = subprocess.run(_grade_cmd(sys.executable, subs, base / "course", source), cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        _check = lambda: _check_hostile(base, proc, subs, before, HOSTILE, host, source)  # noqa: E731
+        try:
+            _check()
+            failure = None
+        except AssertionError as exc:
+            failure = exc
+    return base, proc, subs, before, source, failure
 
 
-EXPECTED = {("partial", ASSIGNMENT): 6, ("loops", ASSIGNMENT): 10, ("exits", ASSIGNMENT): 0,
-            ("raises", ASSIGNMENT): 0, ("prints", ASSIGNMENT): 10, ("vandal", ASSIGNMENT): 0}
-for _fw in FRAMEWORKS:
-    EXPECTED[("correct", _fw)] = 10
-    EXPECTED[("untouched", _fw)] = 0
+def test_hostile_class_as_root(root_class):
+    if root_class[-1] is not None:
+        raise root_class[-1]
 
 
-def test_batch_completes_with_expected_scores(graded):
-    proc = graded["proc"]
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    assert "submission" in proc.stderr  # the progress bar (tqdm writes to stderr)
-    with open(graded["course"] / "grades.csv") as f:
-        rows = list(csv.DictReader(f))
-    # nbgrader's export has a row for every student and assignment; those not handed in score 0
-    scores = {(r["student_id"], r["assignment"]): float(r["score"]) for r in rows}
-    assert len(rows) == len(scores) == len({s for s, _ in EXPECTED}) * len(FRAMEWORKS)
-    assert {k: v for k, v in scores.items() if k in EXPECTED} == {k: float(v) for k, v in EXPECTED.items()}
-    assert {float(r["max_score"]) for r in rows} == {10.0}
-
-
-def test_feedback_gives_reasons_and_hides_hidden_tests(graded):
-    feedback = graded["course"] / "feedback"
-    pages = {s: (feedback / s / a / "exercises.html").read_text() for s, a in EXPECTED}
-    assert "CellTimeoutError" in pages["loops"]
-    assert "KernelDied" in pages["exits"]
-    assert "output truncated" in pages["prints"]
-    assert "every cell fails" in pages["raises"]
-    for page in pages.values():
-        assert "BEGIN HIDDEN TESTS" not in page
-        assert 'state["optimizer"]["state"]' not in page  # a hidden test's code
-
-
-def test_vandal_changed_nothing(graded):
-    page = (graded["course"] / "feedback" / "vandal" / ASSIGNMENT / "exercises.html").read_text()
-    printed = html.unescape(page)  # the report is printed with single quotes, the code has double
-    assert "'WRITTEN'" not in printed
-    assert printed.count("'write refused'") == 3 and printed.count("'read refused'") >= 2
-    assert _digest(ROOT / "solutions") == graded["before"]["solutions"]
-    assert _digest(graded["subs"]) == graded["before"]["submitted"]  # graded on copies
+def test_regrading_replaces_the_grade(root_class):
+    base, _, _, _, source, _ = root_class
+    again = base / "again"
+    first = next(e for e in HOSTILE if e["student"] == "fair_folder")
+    assert _scores(base / "course")[(first["student"], "selftest")] == 4.0
+    folder = again / first["student"] / "selftest"
+    folder.mkdir(parents=True)
+    shutil.copyfile(FIXTURES / "hostile" / "untouched.ipynb", folder / "exercises.ipynb")
+    proc = subprocess.run(_grade_cmd(sys.executable, again, base / "course", source), cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _scores(base / "course")[(first["student"], "selftest")] == 0.0
     from nbgrader.api import Gradebook
 
-    env_path = str(Path(sys.executable).parent)
-    os.environ["PATH"] = env_path + os.pathsep + os.environ["PATH"]  # nbgrader calls alembic
-    with Gradebook(f"sqlite:///{graded['course'] / 'gradebook.db'}") as gb:
-        assert len(gb.assignment_submissions(ASSIGNMENT)) == sum(a == ASSIGNMENT for _, a in EXPECTED)
-        assert gb.find_submission(ASSIGNMENT, "correct").score == 10
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]
+    with Gradebook(f"sqlite:///{base / 'course' / 'gradebook.db'}") as gb:
+        assert len([s for s in gb.assignment_submissions("selftest")
+                    if s.student.id == first["student"]]) == 1
+
+
+def test_empty_submissions_folder_is_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "grading", "grade", str(tmp_path / "empty"),
+                           "--course", str(tmp_path / "course")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"{tmp_path / 'empty'}: no submissions (expected <student>/<assignment>/exercises.ipynb)")
+
+
+USER = "d2l-grade-test"
+
+# Run a command as USER. Where the Python installation lives in a folder USER cannot enter
+# (pyenv under /root), a private mount namespace makes just that installation reachable.
+AS_USER = textwrap.dedent("""
+    set -e
+    real="$PYBASE"
+    if ! setpriv --reuid="$U" --regid="$U" --init-groups test -x "$real/bin/python3"; then
+        mkdir -p /run/d2l-pybase && mount --bind "$real" /run/d2l-pybase
+        top="$(echo "$real" | cut -d/ -f2)"
+        mount -t tmpfs -o mode=755 tmpfs "/$top"
+        mkdir -p "$real" && mount --bind /run/d2l-pybase "$real"
+    fi
+    cd "$WORK"
+    exec setpriv --reuid="$U" --regid="$U" --init-groups env -i HOME="$HOMEDIR" PATH=/usr/bin:/bin "$@"
+""")
+
+
+@pytest.fixture(scope="module")
+def user_home():
+    if os.geteuid() != 0 or not shutil.which("useradd"):
+        pytest.skip("creating an ordinary user needs root")
+    subprocess.run(["userdel", "-r", USER], capture_output=True)
+    subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True)
+    home = Path(pwd.getpwnam(USER).pw_dir)
+    yield home
+    subprocess.run(["pkill", "-KILL", "-u", USER], capture_output=True)
+    subprocess.run(["userdel", "-r", USER], capture_output=True)
+
+
+def test_hostile_class_as_ordinary_user(user_home):
+    """The repository in the user's home (a copy of the tracked files), the environment
+    shared, every guarantee the same."""
+    user = pwd.getpwnam(USER)
+    repo = user_home / "d2l-io"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file():
+            (repo / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, repo / f)
+    (repo / ".venv").symlink_to(Path(sys.prefix))
+    base = user_home / "class"
+    base.mkdir()
+    entries = [e for e in HOSTILE if e.get("as_user")]
+    source = _source(base)
+    subs = _lay_out(base, entries, FIXTURES / "hostile", "selftest", source)
+    subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(user_home)], check=True)
+    before = {"submitted": _digest(subs), "solutions": _digest(ROOT / "solutions"),
+              "source": _digest(source / "selftest")}
+    cmd = _grade_cmd(str(repo / ".venv" / "bin" / "python"), subs, base / "course", source)
+    env = dict(os.environ, PYBASE=os.path.realpath(sys.base_prefix), U=str(user.pw_uid),
+               WORK=str(repo), HOMEDIR=str(user_home))
+    with Host() as host:
+        proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               AS_USER, "sh", *cmd], env=env, capture_output=True, text=True,
+                              timeout=600)
+        _check_hostile(base, proc, subs, before, entries, host, source, user_home, repo,
+                       repo / "grading", repo / "d2l_utils")
+
+
+@pytest.fixture(scope="module")
+def fair_class(tmp_path_factory):
+    base = tmp_path_factory.mktemp("fair")
+    entries = []
+    for fw, manifest in FAIR.items():
+        for e in manifest:
+            entries.append(dict(e, student=f"{fw}-{e['student']}", assignment=fw,
+                                notebook=f"{fw}/{e['notebook']}"))
+    subs = _lay_out(base, entries, FIXTURES / "fair", "")
+    source = _source(base)
+    before = _digest(subs)
+    proc = subprocess.run(_grade_cmd(sys.executable, subs, base / "course", source, timeout=120,
+                                     memory=4), cwd=ROOT, capture_output=True, text=True,
+                          timeout=1500)
+    return base, proc, entries, before, subs
+
+
+def test_fair_answers_get_their_marks(fair_class):
+    base, proc, entries, before, subs = fair_class
+    assert set(FAIR) == set(FRAMEWORKS)
+    for fw, manifest in FAIR.items():  # at least three other correct answers and a partial one
+        assert sum(e["points"] == 10 and e["student"].startswith("alt") for e in manifest) >= 3, fw
+        assert any(0 < e["points"] < 10 for e in manifest), fw
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    scores = _scores(base / "course")
+    got = {e["student"]: scores.get((e["student"], e["assignment"])) for e in entries}
+    assert got == {e["student"]: float(e["points"]) for e in entries}
+    assert _digest(subs) == before

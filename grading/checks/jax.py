@@ -163,6 +163,8 @@ _EX1 = '''
         state = ns["train"](ns["init"](start), epochs, seed)
         save_checkpoint(folders[name] / "checkpoint", state)
         del state
+        if not any(f.is_file() for f in folders[name].rglob("*")):
+            raise FileNotFoundError("save_checkpoint(path, state) wrote no file at path")
     for name in ("a", "b"):
         moved = pathlib.Path(tempfile.mkdtemp()) / "moved"
         shutil.move(str(folders[name]), str(moved))

@@ -3,6 +3,8 @@
 #
 # The three exercises at the end of the chapter, each answered in words and shown with cells
 # you can run. Cells marked *tests* check your work; run them after your own code.
+# Each task names the functions to write and their arguments: the tests, and the grader, call
+# exactly those, with models and paths of their own.
 # Everything is small enough to run on a laptop CPU in seconds, with data made in the notebook.
 #
 # MXNet 1.9.1 is the last release of a retired project; `d2l_utils.mxnet` restores the NumPy
@@ -13,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as onp
@@ -76,23 +79,61 @@ def same_parameters(a, b):
 # YOUR ANSWER HERE
 
 # %% [markdown]
-# Save the checkpoint after 3 epochs (parameters, trainer states, generator state, epoch),
-# throw everything away, restore into a fresh model and trainer and train the remaining epochs
-# into `resumed`.
+# Write `save_checkpoint(path, model, trainer, rng, epoch)` and
+# `load_checkpoint(path, model, trainer, rng)`:
+#
+# * `model` is a `MulMLP` built by `make_model`, `trainer` its `gluon.Trainer`, `rng` the NumPy
+#   `Generator` that `train` shuffles with, and `epoch` the number of epochs done.
+# * `path` is a `str` naming a place in an existing folder: your functions may write a file
+#   there, several files whose names start with it, or a folder.
+# * `load_checkpoint` restores into the objects it is given (a fresh `make_model` and another
+#   generator) and returns the epoch. Training them on must end exactly as if training had never
+#   stopped.
 
-# %% nbgrader={"cell_type": "code", "checksum": "93e50d8f8bd92f9fbb1edf36027385f3", "grade": false, "grade_id": "mxnet-ex1-resume", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "3a916da831ee8df727893508da76f67b", "grade": false, "grade_id": "mxnet-ex1-resume", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# YOUR CODE HERE
+raise NotImplementedError()
+
+# %% [markdown]
+# Use them: train 3 of 6 epochs, save, throw everything away (the interruption), restore into a
+# fresh model, trainer and generator, and train the remaining epochs into `resumed`.
+
+# %%
 EPOCHS, STOP = 6, 3
 uninterrupted, trainer = make_model()
 train(uninterrupted, trainer, onp.random.default_rng(1), EPOCHS)
 
-# YOUR CODE HERE
-raise NotImplementedError()
-start, same_parameters(resumed, uninterrupted)
+model, trainer = make_model()
+rng = onp.random.default_rng(1)
+train(model, trainer, rng, STOP)
+save_checkpoint("ckpt", model, trainer, rng, STOP)
+del model, trainer, rng  # the interruption
 
-# %% nbgrader={"cell_type": "code", "checksum": "cccafcc9db53df62ba47b97b2dacf19d", "grade": true, "grade_id": "mxnet-ex1-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# tests: the resumed run ends with exactly the parameters of the uninterrupted one
-assert same_parameters(resumed, uninterrupted)
-assert not same_parameters(make_model(seed=123)[0], uninterrupted)
+resumed, trainer = make_model(seed=123)
+rng = onp.random.default_rng(123)
+start = load_checkpoint("ckpt", resumed, trainer, rng)
+train(resumed, trainer, rng, EPOCHS - start)
+print("resumed at epoch:", start)
+print("same parameters as the uninterrupted run:", same_parameters(resumed, uninterrupted))
+
+# %% nbgrader={"cell_type": "code", "checksum": "24c74c3878239a03e1a73aedddccb1be", "grade": true, "grade_id": "mxnet-ex1-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# tests: save after 2 epochs, restore into fresh objects, train 2 more: as 4 epochs in one go
+test_path = os.path.join(tempfile.mkdtemp(), "test-checkpoint")
+expected, test_trainer = make_model()
+train(expected, test_trainer, onp.random.default_rng(7), 4)
+test_model, test_trainer = make_model()
+test_rng = onp.random.default_rng(7)
+train(test_model, test_trainer, test_rng, 2)
+save_checkpoint(test_path, test_model, test_trainer, test_rng, 2)
+saved = test_model
+test_model, test_trainer = make_model(seed=5)
+test_rng = onp.random.default_rng(99)
+assert load_checkpoint(test_path, test_model, test_trainer, test_rng) == 2, \
+    "load_checkpoint should return the saved epoch"
+assert same_parameters(test_model, saved), "the restored parameters differ from the saved ones"
+train(test_model, test_trainer, test_rng, 2)
+assert same_parameters(test_model, expected), \
+    "training on from the checkpoint differs from the run that never stopped"
 
 # %% [markdown]
 # What does loading cost compared with retraining? Timings vary from run to run, so the
@@ -119,7 +160,8 @@ print(f"retrain {EPOCHS} epochs: {retrain_s * 1e3:.1f} ms, load: {load_s * 1e3:.
 # **Reproducibility and sharing**: the loaded clone gives exactly the original's outputs.
 
 # %%
-load_s < retrain_s, bool((clone(X) == model(X)).all())
+print("loading is faster than retraining:", load_s < retrain_s)
+print("the clone gives the same outputs:", bool((clone(X) == model(X)).all()))
 
 # %% [markdown]
 # ## Exercise 2
@@ -132,54 +174,94 @@ load_s < retrain_s, bool((clone(X) == model(X)).all())
 # YOUR ANSWER HERE
 
 # %% [markdown]
-# Build `new_model`, a `ReusedMLP` with 3 outputs and hidden widths `[8, 4]` around the first
-# two layers of a `MulMLP` loaded from `mlp.params`, with the reused layers frozen.
+# Write `reuse_layers(params_path)`:
+#
+# * `params_path` is the path of a file written by `model.save_parameters(params_path)` for a
+#   `MulMLP(**HPARAMS)` (20 inputs, hidden widths `[64, 32]`, 10 outputs).
+# * It returns a new, initialised Gluon block (e.g. a `d2l_utils.mxnet.ReusedMLP`) that maps a
+#   batch of shape `(n, 20)` to `(n, 3)` scores: the saved model's first two `Dense` layers,
+#   with the saved parameters, then new layers of hidden widths `[8, 4]` and 3 outputs.
+# * The reused layers are frozen in the model itself: a `gluon.Trainer` over all of the returned
+#   block's `collect_params()` leaves them unchanged and trains the new layers.
 
-# %% nbgrader={"cell_type": "code", "checksum": "3e9d2eb4c62a5685227969a0c3ebb483", "grade": false, "grade_id": "mxnet-ex2-reuse", "locked": false, "schema_version": 3, "solution": true, "task": false}
-y3 = y % 3  # the new task: 3 classes
-mx.random.seed(2)
+# %% nbgrader={"cell_type": "code", "checksum": "5ecfde33493a1e5173173ae9efa1ce44", "grade": false, "grade_id": "mxnet-ex2-reuse", "locked": false, "schema_version": 3, "solution": true, "task": false}
 # YOUR CODE HERE
 raise NotImplementedError()
-new_model.net
+
+# %% [markdown]
+# Use it on the parameters saved above, `mlp.params`:
+
+# %%
+mx.random.seed(2)
+new_model = reuse_layers("mlp.params")
+new_model
 
 # %% [markdown]
 # Training shows what moves: the reused weights stay as saved, the new layers change, and the
-# loss on the new task goes down.
+# loss on the new task (3 classes) goes down.
 
 # %%
-trainable = {k: v for k, v in new_model.collect_params().items() if v.grad_req != "null"}
-optimizer = gluon.Trainer(trainable, "sgd", {"learning_rate": 0.1})
-before = {k: v.data().asnumpy() for k, v in new_model.collect_params().items()}
-loss0 = float(new_model.loss(new_model(X), y3))
+y3 = y % 3  # the new task: 3 classes
+cross_entropy = gluon.loss.SoftmaxCrossEntropyLoss()
+optimizer = gluon.Trainer(new_model.collect_params(), "sgd", {"learning_rate": 0.1})
+before = [p.data().asnumpy() for p in new_model.collect_params().values()]
+loss0 = float(cross_entropy(new_model(X), y3).mean())
 for _ in range(20):
     with autograd.record():
-        loss = new_model.loss(new_model(X), y3)
+        loss = cross_entropy(new_model(X), y3).mean()
     loss.backward()
     optimizer.step(1)
-loss1 = float(new_model.loss(new_model(X), y3))
-[onp.array_equal(before[k], v.data().asnumpy()) for k, v in new_model.collect_params().items()], loss1 < loss0
+loss1 = float(cross_entropy(new_model(X), y3).mean())
+for b, p in zip(before, new_model.collect_params().values()):
+    print(f"{str(p.shape):>9}: {'unchanged' if onp.array_equal(b, p.data().asnumpy()) else 'trained'}")
+print("the loss went down:", loss1 < loss0)
 
-# %% nbgrader={"cell_type": "code", "checksum": "8687161aacd90bd3169cd75a92669edf", "grade": true, "grade_id": "mxnet-ex2-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# tests: reused layers carry the saved weights and stayed frozen; the new layers were trained
-assert onp.array_equal(new_model.net[0][0].weight.data().asnumpy(), clone.net[0].weight.data().asnumpy())
-assert onp.array_equal(new_model.net[0][1].bias.data().asnumpy(), clone.net[1].bias.data().asnumpy())
-assert all(p.grad_req == "null" for p in new_model.net[0].collect_params().values())
-assert loss1 < loss0
+# %% nbgrader={"cell_type": "code", "checksum": "b188a7787316cb5877b821f2d2802518", "grade": true, "grade_id": "mxnet-ex2-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# tests: the reused layers carry the saved weights and stay frozen; the new layers train
+test_path = os.path.join(tempfile.mkdtemp(), "test.params")
+saved, _ = make_model(seed=3)
+saved.save_parameters(test_path)
+saved_arrays = [p.data().asnumpy() for p in saved.collect_params().values()][:4]  # 2 layers
+test_model = reuse_layers(test_path)
+assert test_model(X[:5]).shape == (5, 3), "the new model should give 3 scores per example"
+test_params = list(test_model.collect_params().values())
+shapes = [p.shape for p in test_params]
+for shape in [(64, 20), (32, 64), (8, 32), (4, 8), (3, 4)]:
+    assert shape in shapes, f"no weight of shape {shape} in the new model"
+
+
+def holds(arrays, a):
+    return any(b.shape == a.shape and onp.array_equal(a, b) for b in arrays)
+
+
+before = [p.data().asnumpy() for p in test_params]
+assert all(holds(before, a) for a in saved_arrays), "the saved first two layers are not in the new model"
+test_trainer = gluon.Trainer(test_model.collect_params(), "sgd", {"learning_rate": 0.1})
+for _ in range(3):
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(test_model(X), y % 3).mean()
+    loss.backward()
+    test_trainer.step(1, ignore_stale_grad=True)
+after = [p.data().asnumpy() for p in test_params]
+assert all(holds(after, a) for a in saved_arrays), "training changed the reused layers: freeze them"
+assert any(b.shape == (3, 4) and not onp.array_equal(a, b) for a, b in zip(before, after)), \
+    "training did not change the new output layer"
 
 # %% [markdown]
-# To **fine-tune** instead, compute gradients again and scale the reused layers' learning rate
-# down with `lr_mult`:
+# To **fine-tune** instead, compute gradients for the frozen parameters again and scale their
+# learning rate down with `lr_mult`:
 
 # %%
-for param in new_model.net[0].collect_params().values():
+frozen = [p for p in new_model.collect_params().values() if p.grad_req == "null"]
+for param in frozen:
     param.grad_req, param.lr_mult = "write", 0.1
 finetune = gluon.Trainer(new_model.collect_params(), "sgd", {"learning_rate": 0.1})
-w0 = new_model.net[0][0].weight.data().asnumpy()
+w0 = frozen[0].data().asnumpy()
 with autograd.record():
-    loss = new_model.loss(new_model(X), y3)
+    loss = cross_entropy(new_model(X), y3).mean()
 loss.backward()
 finetune.step(1)
-not onp.array_equal(w0, new_model.net[0][0].weight.data().asnumpy())
+print("the reused weights now train:", not onp.array_equal(w0, frozen[0].data().asnumpy()))
 
 # %% [markdown]
 # ## Exercise 3
@@ -191,17 +273,30 @@ not onp.array_equal(w0, new_model.net[0][0].weight.data().asnumpy())
 # YOUR ANSWER HERE
 
 # %% [markdown]
-# `MulMLP` itself is a d2l `Module` (a plain `Block`); its `net` is the `HybridSequential`.
-# Hybridize the trained `model.net`, run it once, and export it to `mlp-symbol.json` and
-# `mlp-0000.params`.
+# Write `export_model(net, x, path)`, which returns `None`:
+#
+# * `net` is a trained `HybridBlock`: here `model.net`, the `HybridSequential` inside a `MulMLP`
+#   (`MulMLP` itself is a d2l `Module`, a plain `Block`); `x` is an example batch for it, an
+#   `mxnet.np` array.
+# * `path` is a `str` naming a place in an existing folder. Write `path + "-symbol.json"` and
+#   `path + "-0000.params"` such that, in a process with MXNet but none of the model's Python
+#   code, `gluon.SymbolBlock.imports(path + "-symbol.json", ["data"], path + "-0000.params")`
+#   computes what `net` computes, for batches of any size.
 
-# %% nbgrader={"cell_type": "code", "checksum": "1ffcd5cbc871d4b1f9e7d4fb51f516f1", "grade": false, "grade_id": "mxnet-ex3-export", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "47a83937d9b71f7a7ae6566617f2769a", "grade": false, "grade_id": "mxnet-ex3-export", "locked": false, "schema_version": 3, "solution": true, "task": false}
 # YOUR CODE HERE
 raise NotImplementedError()
+
+# %% [markdown]
+# Use it on the trained model: export to `mlp-symbol.json` and `mlp-0000.params`.
+
+# %%
+export_model(model.net, X[:8], "mlp")
 sorted(f for f in os.listdir() if f.startswith("mlp-"))
 
 # %% [markdown]
-# The honest test: load in a fresh process that cannot import `d2l_utils`.
+# The honest test: load in a fresh process that cannot import `d2l_utils`. It takes the path,
+# a file of inputs and a file for the outputs.
 
 # %%
 FRESH = """
@@ -212,17 +307,27 @@ numpy.bool = numpy.bool_  # MXNet 1.9.1 on NumPy 1.24+ (see the walkthrough)
 import mxnet as mx
 from mxnet import gluon, np, npx
 npx.set_np()
-net = gluon.SymbolBlock.imports("mlp-symbol.json", ["data"], "mlp-0000.params")
-numpy.save("out-export.npy", net(np.array(numpy.load("x.npy"))).asnumpy())
+path, inputs, outputs = sys.argv[1:]
+net = gluon.SymbolBlock.imports(path + "-symbol.json", ["data"], path + "-0000.params")
+numpy.save(outputs, net(np.array(numpy.load(inputs))).asnumpy())
 print("loaded")
 """
 onp.save("x.npy", X_np[:8])
 expected = model(X[:8]).asnumpy()
-subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True).stdout.strip()
+done = subprocess.run([sys.executable, "-c", FRESH, "mlp", "x.npy", "out-export.npy"],
+                      capture_output=True, text=True)
+print(done.stdout.strip(), "| same outputs:", onp.allclose(onp.load("out-export.npy"), expected, atol=1e-6))
 
-# %% nbgrader={"cell_type": "code", "checksum": "0b12719d4cff73194cda404bec37d4bd", "grade": true, "grade_id": "mxnet-ex3-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
-# tests: the exported model runs without the model's classes and gives the same outputs
-assert onp.allclose(onp.load("out-export.npy"), expected, atol=1e-6)
+# %% nbgrader={"cell_type": "code", "checksum": "3c0c5f76043f81e8dcc18900fed8dcb9", "grade": true, "grade_id": "mxnet-ex3-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# tests: the exported files load without the model's classes and give the model's outputs
+test_path = os.path.join(tempfile.mkdtemp(), "test-export")
+assert export_model(model.net, X[:8], test_path) is None
+onp.save("x-test.npy", X_np[100:150])  # another batch size than the example
+done = subprocess.run([sys.executable, "-c", FRESH, test_path, "x-test.npy", "out-test.npy"],
+                      capture_output=True, text=True)
+assert done.returncode == 0, "loading in a fresh process failed:\n" + done.stderr[-600:]
+assert onp.allclose(onp.load("out-test.npy"), model(X[100:150]).asnumpy(), atol=1e-6), \
+    "the loaded model's outputs differ from the model's"
 
 # %% [markdown]
 # **Restriction 2, shapes.** A model that has not seen a batch has no parameter shapes (and

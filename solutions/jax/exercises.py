@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -99,35 +100,58 @@ def same_tree(a, b):
 # **Sharing.** Others can use the model without your data or compute.
 
 # %% [markdown]
-# With `ocp.StandardCheckpointer`, save the whole training state after 3 epochs, throw it
-# away, restore it (Orbax wants an absolute path and, to restore the exact structure, an
-# abstract target) and train the remaining epochs into `resumed`.
+# Write `save_checkpoint(path, state)` and `load_checkpoint(path, like)`.
+#
+# * `state` is a training state as `init` and `train` make it: a dict with `"params"`,
+#   `"opt_state"`, `"key"` (pytrees of arrays) and `"epoch"` (an int).
+# * `path` is an absolute `pathlib.Path` naming a place in an existing folder: your functions
+#   may write a file there, several files whose names start with it, or a folder. When
+#   `save_checkpoint` returns, the checkpoint is complete.
+# * `load_checkpoint(path, like)` returns the saved state with the structure, shapes and dtypes
+#   of `like`, a state made by `init` whose values are ignored.
+#
+# Resuming must be exact: `train` on the returned state for the remaining epochs ends with the
+# parameters of a run that never stopped. Hint: `ocp.StandardCheckpointer` saves a pytree;
+# restoring the exact structure takes an abstract target.
 
 # %% nbgrader={"grade": false, "grade_id": "jax-ex1-resume", "locked": false, "schema_version": 3, "solution": true, "task": false}
+### BEGIN SOLUTION
+def save_checkpoint(path, state):
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(path, state, force=True)
+    checkpointer.wait_until_finished()  # Orbax saves in the background
+
+
+def load_checkpoint(path, like):
+    target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, like)
+    return ocp.StandardCheckpointer().restore(path, target)
+### END SOLUTION
+
+# %% [markdown]
+# Train 3 of 6 epochs, save, throw the state away (the interruption), restore and finish:
+
+# %%
 EPOCHS, STOP = 6, 3
 uninterrupted = train(init(), EPOCHS)
-
-### BEGIN SOLUTION
-checkpointer = ocp.StandardCheckpointer()
 state = train(init(), STOP)
-checkpointer.save(workdir / "ckpt", state, force=True)
-checkpointer.wait_until_finished()
+save_checkpoint(workdir / "ckpt", state)
 del state  # the interruption
-
-target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, init(seed=123))
-restored = checkpointer.restore(workdir / "ckpt", target)
+restored = load_checkpoint(workdir / "ckpt", init(seed=123))
 resumed = train(restored, EPOCHS - int(restored["epoch"]))
-### END SOLUTION
-int(restored["epoch"]), same_tree(resumed["params"], uninterrupted["params"])
+print("restored epoch:", int(restored["epoch"]))
+print("resumed run ends like the uninterrupted one:",
+      same_tree(resumed["params"], uninterrupted["params"]))
 
 # %% nbgrader={"grade": true, "grade_id": "jax-ex1-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# tests: the resumed run ends with exactly the parameters of the uninterrupted one
-assert same_tree(resumed["params"], uninterrupted["params"])
-assert not same_tree(init(seed=123)["params"], uninterrupted["params"])
-### BEGIN HIDDEN TESTS
-assert int(restored["epoch"]) == STOP
-assert same_tree(resumed["opt_state"], uninterrupted["opt_state"])
-### END HIDDEN TESTS
+# tests: your functions on a state of their own, in a fresh folder
+folder = Path(tempfile.mkdtemp())
+saved_state = train(init(seed=5), STOP)
+save_checkpoint(folder / "run", saved_state)
+back = load_checkpoint(folder / "run", init(seed=6))
+assert int(back["epoch"]) == STOP, "load_checkpoint returns the wrong epoch"
+assert same_tree(back["params"], saved_state["params"]), "the restored parameters differ"
+assert same_tree(train(back, EPOCHS - STOP)["params"], train(init(seed=5), EPOCHS)["params"]), \
+    "resuming from the restored state does not end like the uninterrupted run"
 
 # %% [markdown]
 # What does restoring cost compared with retraining? Timings vary from run to run, so the
@@ -174,19 +198,40 @@ load_s < retrain_s, bool(jnp.array_equal(model.apply(loaded, X), model.apply(tra
 # * **Fine-tune** with a smaller learning rate for the reused label instead.
 
 # %% [markdown]
-# Build `new_model` (3 outputs, hidden widths `(8, 4)`), its parameters `new_params` with the
-# saved first layer copied in, and an optimizer `new_tx` that keeps the reused layer frozen.
+# Write `build_reused(saved)` returning `(new_model, new_params, new_tx)`.
+#
+# * `saved`: the variables of a trained `MulMLP(num_outputs=10, num_hiddens=(64, 32), lr=0.1)`
+#   on 20 input features, as `model.init` returns them and Orbax restores them:
+#   `{"params": {"Dense_0": {"kernel": (20, 64), "bias": (64,)}, "Dense_1": ..., "Dense_2": ...}}`.
+# * `new_model`: a Flax module: the saved `Dense_0` + ReLU, new `Dense` + ReLU layers of
+#   widths 8 and 4, and a new output layer of 3 units. `new_model.apply(new_params, X)`
+#   returns logits of shape `(n, 3)`.
+# * `new_params`: its variables, holding the saved `Dense_0` kernel and bias; new layers random.
+# * `new_tx`: an optax optimizer that leaves the reused layer exactly as saved and trains
+#   every new layer.
 
 # %% nbgrader={"grade": false, "grade_id": "jax-ex2-reuse", "locked": false, "schema_version": 3, "solution": true, "task": false}
+### BEGIN SOLUTION
+def build_reused(saved):
+    first = saved["params"]["Dense_0"]
+    new_model = d2l.ReusedMLP(num_outputs=3, num_hiddens=(8, 4), lr=0.1,
+                              reused_layer=nn.Dense(first["kernel"].shape[1]))
+    new_params = new_model.init(jax.random.PRNGKey(2), jnp.zeros((1, first["kernel"].shape[0])))
+    new_params["params"]["reused_layer"] = jax.tree_util.tree_map(jnp.asarray, first)
+    labels = {"params": {k: "frozen" if k == "reused_layer" else "train"
+                         for k in new_params["params"]}}
+    new_tx = optax.multi_transform({"train": optax.sgd(0.1), "frozen": optax.set_to_zero()},
+                                   labels)
+    return new_model, new_params, new_tx
+### END SOLUTION
+
+# %% [markdown]
+# Restore the parameters saved above and build the new model for a 3-class task:
+
+# %%
 saved = checkpointer.restore(workdir / "mlp", trained["params"])
 y3 = y % 3  # the new task: 3 classes
-### BEGIN SOLUTION
-new_model = d2l.ReusedMLP(num_outputs=3, num_hiddens=(8, 4), lr=0.1, reused_layer=nn.Dense(64))
-new_params = new_model.init(jax.random.PRNGKey(2), X[:1])
-new_params["params"]["reused_layer"] = saved["params"]["Dense_0"]
-labels = {"params": {k: "frozen" if k == "reused_layer" else "train" for k in new_params["params"]}}
-new_tx = optax.multi_transform({"train": optax.sgd(0.1), "frozen": optax.set_to_zero()}, labels)
-### END SOLUTION
+new_model, new_params, new_tx = build_reused(saved)
 jax.tree_util.tree_map(jnp.shape, new_params)
 
 # %% [markdown]
@@ -194,8 +239,8 @@ jax.tree_util.tree_map(jnp.shape, new_params)
 # loss on the new task goes down.
 
 # %%
-def new_loss(p):
-    return new_model.loss(new_model.apply(p, X), y3)
+def new_loss(p):  # cross-entropy on the 3-class task
+    return optax.softmax_cross_entropy_with_integer_labels(new_model.apply(p, X), y3).mean()
 
 
 p, s = new_params, new_tx.init(new_params)
@@ -204,25 +249,45 @@ for _ in range(20):
     updates, s = new_tx.update(jax.grad(new_loss)(p), s, p)
     p = optax.apply_updates(p, updates)
 loss1 = float(new_loss(p))
-{k: same_tree(new_params["params"][k], p["params"][k]) for k in p["params"]}, loss1 < loss0
+print("unchanged by training:", jax.tree_util.tree_map(
+    lambda a, b: bool(jnp.array_equal(a, b)), new_params, p))
+print("loss went down:", loss1 < loss0)
 
 # %% nbgrader={"grade": true, "grade_id": "jax-ex2-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# tests: the reused layer carries the saved parameters and stayed frozen; the rest trained
-assert same_tree(p["params"]["reused_layer"], saved["params"]["Dense_0"])
-assert not same_tree(p["params"]["Dense_0"], new_params["params"]["Dense_0"])
-assert loss1 < loss0
-### BEGIN HIDDEN TESTS
-assert new_model.apply(p, X).shape == (len(X_np), 3)
-assert p["params"]["Dense_0"]["kernel"].shape == (64, 8)
-### END HIDDEN TESTS
+# tests: build_reused on parameters of its own: the saved layer is carried over and stays
+# frozen, everything else trains
+other = init(seed=7)["params"]
+m2, p2, tx2 = build_reused(other)
+assert m2.apply(p2, X).shape == (len(X_np), 3), "the new model must give 3 outputs"
+start = jax.tree_util.tree_leaves(p2)
+for name in ("kernel", "bias"):
+    assert any(np.array_equal(a, other["params"]["Dense_0"][name]) for a in start), \
+        f"the saved Dense_0 {name} is not among the new parameters"
+s2 = tx2.init(p2)
+for _ in range(5):
+    grads = jax.grad(lambda q: optax.softmax_cross_entropy_with_integer_labels(
+        m2.apply(q, X), y3).mean())(p2)
+    updates, s2 = tx2.update(grads, s2, p2)
+    p2 = optax.apply_updates(p2, updates)
+frozen = [any(np.array_equal(a, o) for o in jax.tree_util.tree_leaves(other["params"]["Dense_0"]))
+          for a in start]
+for a, b, f in zip(start, jax.tree_util.tree_leaves(p2), frozen):
+    assert np.array_equal(a, b) == f, "the reused layer must stay frozen and the new layers train"
 
 # %% [markdown]
-# To **fine-tune** instead, give the reused label a small learning rate:
+# To **fine-tune** instead, label the reused arrays (here: the ones training left unchanged)
+# and give them a small learning rate:
 
 # %%
-finetune_tx = optax.multi_transform({"train": optax.sgd(0.1), "frozen": optax.sgd(0.01)}, labels)
+labels = jax.tree_util.tree_map(
+    lambda a, b: "reused" if jnp.array_equal(a, b) else "new", new_params, p)
+finetune_tx = optax.multi_transform({"new": optax.sgd(0.1), "reused": optax.sgd(0.01)}, labels)
 updates, _ = finetune_tx.update(jax.grad(new_loss)(p), finetune_tx.init(p), p)
-not same_tree(optax.apply_updates(p, updates)["params"]["reused_layer"], p["params"]["reused_layer"])
+tuned = optax.apply_updates(p, updates)
+print("reused arrays now change:", any(
+    not jnp.array_equal(a, b) for a, b, l in zip(jax.tree_util.tree_leaves(p),
+                                                 jax.tree_util.tree_leaves(tuned),
+                                                 jax.tree_util.tree_leaves(labels)) if l == "reused"))
 
 # %% [markdown]
 # ## Exercise 3
@@ -253,18 +318,34 @@ not same_tree(optax.apply_updates(p, updates)["params"]["reused_layer"], p["para
 #    newer ones.
 
 # %% [markdown]
-# Export `model.apply` with the trained parameters for inputs shaped like `X[:8]`, and write
-# the serialised bytes to `mlp.jaxexport`. Also save the configuration to `config.json`.
+# Write `export_model(model, params, x, path)`: `model` is a Flax module (such as `MulMLP`),
+# `params` its variables, `x` an example input batch and `path` a `pathlib.Path` naming a
+# file in an existing folder. Write there the bytes of a serialised `jax.export.Exported`, so
+# that in a process with only JAX, `jax.export.deserialize(path.read_bytes()).call(x2)`
+# returns `model.apply(params, x2)` for any `x2` of `x`'s shape and dtype.
 
 # %% nbgrader={"grade": false, "grade_id": "jax-ex3-export", "locked": false, "schema_version": 3, "solution": true, "task": false}
-params = trained["params"]
 ### BEGIN SOLUTION
-exported = jax.export.export(jax.jit(lambda x: model.apply(params, x)))(X[:8])
-Path("mlp.jaxexport").write_bytes(exported.serialize())
+def export_model(model, params, x, path):
+    exported = jax.export.export(jax.jit(lambda x: model.apply(params, x)))(x)
+    Path(path).write_bytes(exported.serialize())
+### END SOLUTION
+
+# %% [markdown]
+# Export the trained model for batches of 8, and, for the configuration route, save its
+# fields as JSON:
+
+# %%
+params = trained["params"]
+export_model(model, params, X[:8], workdir / "mlp.jaxexport")
+exported = jax.export.deserialize(Path("mlp.jaxexport").read_bytes())
 Path("config.json").write_text(json.dumps(
     {"num_outputs": model.num_outputs, "num_hiddens": list(model.num_hiddens), "lr": model.lr}))
-### END SOLUTION
-Path("mlp.jaxexport").exists(), json.loads(Path("config.json").read_text())
+rebuilt = d2l.MulMLP(**json.loads(Path("config.json").read_text()))
+print("exported for inputs:", exported.in_avals)
+print("configuration:", json.loads(Path("config.json").read_text()))
+print("rebuilt module, same outputs:",
+      bool(jnp.array_equal(rebuilt.apply(params, X[:8]), model.apply(params, X[:8]))))
 
 # %% [markdown]
 # The honest test: run the file in a fresh process that imports neither Flax nor `d2l_utils`.
@@ -284,13 +365,16 @@ expected = np.asarray(model.apply(params, X[:8]))
 subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True).stdout.strip()
 
 # %% nbgrader={"grade": true, "grade_id": "jax-ex3-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
-# tests: the exported file runs without the model's code and gives the same outputs
-assert np.allclose(np.load("out-export.npy"), expected, atol=1e-6)
-### BEGIN HIDDEN TESTS
-config = json.loads(Path("config.json").read_text())
-rebuilt = d2l.MulMLP(**config)
-assert np.array_equal(np.asarray(rebuilt.apply(params, X[:8])), expected)
-### END HIDDEN TESTS
+# tests: the file ran without the model's code; export_model on a model of its own, loaded
+# back with jax.export.deserialize, gives the model's outputs on inputs it was not traced with
+assert np.allclose(np.load("out-export.npy"), expected, rtol=1e-5, atol=1e-6)
+other_model = d2l.MulMLP(num_outputs=5, num_hiddens=(16,), lr=0.1)
+other_params = other_model.init(jax.random.PRNGKey(9), X[:1])
+export_path = Path(tempfile.mkdtemp()) / "other"
+export_model(other_model, other_params, X[:6], export_path)
+other_exported = jax.export.deserialize(export_path.read_bytes())
+assert np.allclose(other_exported.call(X[100:106]), other_model.apply(other_params, X[100:106]),
+                   rtol=1e-5, atol=1e-6), "the exported model gives other outputs"
 
 # %% [markdown]
 # **Restriction 1, shapes.** The export was traced for a batch of 8; a batch of 4 is refused:
