@@ -1,0 +1,78 @@
+"""Grading's pieces that need no kernel: bad notebooks, feedback that cannot fail a score,
+the checker's result validation and scoring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from grading import checks
+from grading.grade import write_feedback
+from grading.submission import Graded, SubmissionError, _read_result, read_notebook
+
+BAD = {
+    "not-json.ipynb": b'{"cells": [',
+    "binary.ipynb": b"\x89PNG\r\n\x1a\n\x00\x00",
+    "not-a-notebook.ipynb": b'{"cells": "nope", "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
+    "list.ipynb": b"[1, 2, 3]",
+    "deep.ipynb": b"[" * 100_000 + b"]" * 100_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_a_bad_notebook_is_one_clear_error(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(BAD[name])
+    with pytest.raises(SubmissionError) as err:
+        read_notebook(path)
+    line = str(err.value)
+    assert line.startswith(f"{path}: not a valid notebook (") and "\n" not in line
+
+
+def test_a_missing_or_linked_notebook_is_refused(tmp_path):
+    with pytest.raises(SubmissionError, match="no notebook"):
+        read_notebook(tmp_path / "exercises.ipynb")
+    (tmp_path / "real.ipynb").write_text("{}")
+    (tmp_path / "exercises.ipynb").symlink_to(tmp_path / "real.ipynb")
+    with pytest.raises(SubmissionError, match="no notebook"):
+        read_notebook(tmp_path / "exercises.ipynb")
+
+
+def test_feedback_survives_a_notebook_that_cannot_be_rendered(tmp_path):
+    broken = tmp_path / "executed.ipynb"
+    broken.write_text("{not json")
+    g = Graded("ann", "selftest", {"a": [{"name": "works", "passed": True, "detail": ""}]}, {},
+               broken)
+    write_feedback(tmp_path / "course", "ann", "selftest", {"a": 2.0}, g, "")
+    page = (tmp_path / "course" / "feedback" / "ann" / "selftest" / "exercises.html").read_text()
+    assert "Score: 2 / 2" in page and "could not be rendered" in page
+
+
+def test_checker_results_are_validated(tmp_path):
+    f = tmp_path / "result.json"
+    f.write_text(json.dumps({"a": [{"name": "x", "passed": "yes", "detail": 3}]}))
+    assert _read_result(f, ["a"]) == {"a": [{"name": "x", "passed": False, "detail": "3"}]}
+    for bad in ("[]", "{}", '{"a": []}', '{"a": [], "b": []}', "not json"):
+        f.write_text(bad)
+        assert _read_result(f, ["a"]) is None, bad
+
+
+def test_points_are_shared_by_checks():
+    found = [checks.Check("one", True), checks.Check("two", False), checks.Check("three", True)]
+    assert checks.score(3, found) == 2
+    assert checks.score(3, []) == 0
+    assert checks.score(4, [{"name": "n", "passed": 1, "detail": ""}]) == 0  # only True counts
+
+
+def test_every_assignment_has_checks_for_its_graded_cells():
+    from conftest import FRAMEWORKS, ROOT
+    from grading.course import points
+
+    for fw in FRAMEWORKS:
+        module = checks.load(fw)
+        assert set(module.EXPORTS) == set(points(ROOT / "solutions" / fw / "exercises.ipynb")), fw
+        assert module.HELPERS.strip()
+    assert set(checks.load("selftest").EXPORTS) == set(
+        points(Path(__file__).parent / "fixtures" / "selftest" / "exercises.ipynb"))
