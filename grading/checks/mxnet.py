@@ -49,9 +49,14 @@ def data(seed):
 
 
 def make_model(seed, X):
-    """A seeded MulMLP (shapes known after one batch) and its SGD-with-momentum trainer."""
+    """A seeded MulMLP (shapes known after one batch) and its SGD-with-momentum trainer.
+
+    Built under a fresh NameManager, so its layers are named dense0, dense1, ... whatever the
+    student's notebook built before: a Trainer numbers parameters by sorted name, and
+    `trainer.save_states`/`load_states` map states by that number."""
     mx.random.seed(seed)
-    model = d2l.MulMLP(**HPARAMS)
+    with mx.name.NameManager():
+        model = d2l.MulMLP(**HPARAMS)
     model(np.array(X[:1]))
     trainer = gluon.Trainer(model.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
     return model, trainer
