@@ -42,7 +42,7 @@ from nbformat.v4 import new_code_cell, new_output
 
 from grading.sandbox import kill_tree, watch
 
-GRACE = 5  # seconds a kernel gets to answer an interrupt
+GRACE = 3  # seconds a kernel gets to answer an interrupt (an honest one answers in milliseconds)
 
 
 def _error(ename: str, evalue: str):

@@ -462,23 +462,26 @@ def _safe_expr(text: str) -> bool:
 
 def _unsafe_part(doc, where: str) -> str | None:
     """What in a JSON document of the archive the loader would turn into code, if anything.
-    Strings that hold JSON (pytree specs and their contexts) are decoded and searched too."""
-    stack = [doc]
+    Strings that hold JSON (pytree specs and their contexts, node metadata) are decoded and
+    searched too. Provenance records ("from_node": which node a node came from, kept as
+    plain strings by the loader) may name the original call in any spelling."""
+    stack = [(doc, False)]
     while stack:
-        item = stack.pop()
+        item, provenance = stack.pop()
         if isinstance(item, str):
             if item.lstrip()[:1] in ("[", "{", '"'):
                 try:
-                    stack.append(json.loads(item))
+                    stack.append((json.loads(item), provenance))
                 except ValueError:
                     pass
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((x, provenance) for x in item)
         elif isinstance(item, dict):
             for key, value in item.items():
                 if key in ("__enum__", "default_factory_module"):
                     return f"{where} names Python objects to import"
-                if key == "target" and not (isinstance(value, str) and _TARGETS.fullmatch(value)):
+                if key == "target" and not provenance and not (
+                        isinstance(value, str) and _TARGETS.fullmatch(value)):
                     return f"{where} calls {str(value)[:60]!r}, which is not a PyTorch operator"
                 if key == "expr_str" and not (isinstance(value, str) and _safe_expr(value)):
                     return f"{where} holds a shape expression that is not arithmetic"
@@ -487,7 +490,7 @@ def _unsafe_part(doc, where: str) -> str | None:
                 if key == "path_name" and not (isinstance(value, str) and re.fullmatch(
                         r"(weight|tensor)_\d+", value)):
                     return f"{where} stores pickled objects ({str(value)[:40]})"
-                stack.append(value)
+                stack.append((value, provenance or key == "from_node"))
     return None
 
 
