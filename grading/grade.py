@@ -28,6 +28,7 @@ from grading import checks, sandbox
 from grading.course import CELL_TIMEOUT, NOTEBOOK, OUTPUT_LIMIT, SOLUTIONS, configure, points
 from grading.submission import (Graded, SubmissionError, grade_one, kernel_env, read_notebook,
                                 references, thread_env)
+from grading.submission import ReferenceError as ReferenceError_
 
 
 @dataclass
@@ -198,7 +199,6 @@ def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOU
         report(line)
     if not found:
         raise SystemExit(f"{submissions}: no submissions (expected <student>/<assignment>/{NOTEBOOK}.ipynb)")
-    prepare_course(course, {a for _, a, _ in found}, {s for s, _, _ in found}, source)
     pts = {a: points(source / a / f"{NOTEBOOK}.ipynb") for a in {a for _, a, _ in found}}
     for a in pts:
         missing = set(checks.load(a).EXPORTS) ^ set(pts[a])
@@ -211,10 +211,13 @@ def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOU
     seed = random.SystemRandom().randrange(1, 2**31)
     results: list[Result] = []
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        # The gradebook and the references are made while the first notebooks already run.
+        with ThreadPoolExecutor(max_workers=len(pts) + 1) as side, \
+                ThreadPoolExecutor(max_workers=jobs) as pool:
+            course_ready = side.submit(prepare_course, course, set(pts),
+                                       {s for s, _, _ in found}, source)
             refs = {a: work_root / "refs" / a for a in pts}
-            for f in as_completed([pool.submit(references, a, seed, refs[a], env=env) for a in pts]):
-                f.result()
+            refs_ready = {a: side.submit(references, a, seed, refs[a], env=env) for a in pts}
 
             def one(i: int, student: str, assignment: str, folder: Path):
                 start = time.perf_counter()
@@ -222,10 +225,13 @@ def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOU
                     read_notebook(folder / f"{NOTEBOOK}.ipynb")
                     g = grade_one(student, assignment, folder, work_root / f"{i:05d}",
                                   refs[assignment], seed, env=env, timeout=timeout,
-                                  output_limit=output_limit, memory=memory, processes=processes)
+                                  output_limit=output_limit, memory=memory, processes=processes,
+                                  refs_ready=refs_ready[assignment].result)
                     return g, "", time.perf_counter() - start
                 except SubmissionError as exc:
                     return None, str(exc), time.perf_counter() - start
+                except ReferenceError_ as exc:
+                    raise SystemExit(str(exc)) from None
                 except Exception as exc:  # noqa: BLE001  (one submission never stops the batch)
                     return None, f"{folder}: could not be graded ({type(exc).__name__}: {exc})", \
                         time.perf_counter() - start
@@ -235,6 +241,7 @@ def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOU
                 for future in as_completed(futures):
                     student, assignment, folder = futures[future]
                     g, error, seconds = future.result()
+                    course_ready.result()
                     p = pts[assignment]
                     scores = {gid: checks.score(p[gid], g.checks.get(gid, []) if g else [])
                               for gid in p}

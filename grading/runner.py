@@ -42,6 +42,8 @@ from nbformat.v4 import new_code_cell, new_output
 
 from grading.sandbox import kill_tree, watch
 
+SKIPPED = ("(Not run by the grader: the checks in the table above decide the score. Run this "
+           "cell yourself in JupyterLab to see the visible tests.)\n")
 GRACE = 3  # seconds a kernel gets to answer an interrupt (an honest one answers in milliseconds)
 
 
@@ -75,12 +77,16 @@ def grade_id(cell) -> str | None:
 
 def plan(nb, exports: dict[str, str]) -> list[tuple[str, int | str]]:
     """The order of work: ("cell", index) for every code cell, ("export", grade_id) right after
-    the cell of that grade_id, and at the end for any grade_id whose cell is missing."""
+    the cell of that grade_id, and at the end for any grade_id whose cell is missing.
+
+    The graded cells themselves hold the visible tests, which decide nothing (the trusted
+    checks do) and can take seconds (the PyTorch tests start a fresh Python): they are marked
+    ("skip", index) instead of run; students run them in JupyterLab."""
     steps, done = [], set()
     for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "code":
-            steps.append(("cell", i))
         gid = grade_id(cell)
+        if cell.cell_type == "code":
+            steps.append(("skip" if gid in exports else "cell", i))
         if gid in exports and gid not in done:
             steps.append(("export", gid))
             done.add(gid)
@@ -202,6 +208,9 @@ def _steps(client, nb, exports, job, log, save, killed) -> str | None:
     """Run the cells and exports in order; return why the kernel is gone, if it is."""
     stopped = None
     for kind, what in plan(nb, exports):
+        if kind == "skip":
+            nb.cells[what].outputs = [new_output("stream", name="stdout", text=SKIPPED)]
+            continue
         if stopped:
             if kind == "cell":
                 nb.cells[what].outputs = [_error("NotRun", f"not run: {stopped}")]

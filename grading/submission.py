@@ -37,6 +37,10 @@ class SubmissionError(Exception):
     """A submission that cannot be run at all (missing or invalid notebook, too large)."""
 
 
+class ReferenceError(Exception):  # noqa: A001  (the grader's own failure, not a submission's)
+    """The references of an assignment could not be computed: nothing can be graded."""
+
+
 @dataclass
 class Graded:
     student: str
@@ -182,14 +186,14 @@ def references(assignment: str, seed: int, out: Path, *, env: dict[str, str],
                           str(seed), str(out)], limit=CHECK_LIMIT, log=log)
     if outcome.returncode != 0:
         tail = log.read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"computing the references of {assignment} failed "
+        raise ReferenceError(f"computing the references of {assignment} failed "
                            f"({outcome.killed_because or 'exit ' + str(outcome.returncode)}):\n{tail}")
 
 
 def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Path, seed: int, *,
               env: dict[str, str], timeout: int = CELL_TIMEOUT, output_limit: int = OUTPUT_LIMIT,
               memory: int = MEMORY_LIMIT, processes: int = PROCESS_LIMIT,
-              sandboxed: bool = True) -> Graded:
+              sandboxed: bool = True, refs_ready=lambda: None) -> Graded:
     start = time.monotonic()
     module = checks.load(assignment)
     nb = read_notebook(folder / f"{NOTEBOOK}.ipynb")
@@ -243,6 +247,7 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
                 why = f"not run: {problem}"
             export_errors[gid] = why
     # The trusted checks: the sealed exports and the references, read-only; no student code.
+    refs_ready()
     exports = sealed
     result_file = result_dir / "result.json"
     cenv = dict(env, HOME=str(result_dir / "home"), MPLCONFIGDIR=str(result_dir / "home"))

@@ -1,6 +1,6 @@
 """Grading speed: `python -m grading grade` against nbgrader's own serial autograde.
 
-    python benchmarks/grading.py [--copies 8] [--assignment pytorch] [--jobs 1 2]
+    python benchmarks/grading_speed.py [--copies 8] [--assignment pytorch] [--jobs 1 2]
 
 Makes N copies of the assignment's solution as N students' submissions, then times
 (1) `nbgrader autograde ASSIGNMENT` (one process, one submission after another, nbgrader's
