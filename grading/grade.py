@@ -26,8 +26,8 @@ from pathlib import Path
 
 from grading import checks, sandbox
 from grading.course import CELL_TIMEOUT, NOTEBOOK, OUTPUT_LIMIT, SOLUTIONS, configure, points
-from grading.submission import (Graded, SubmissionError, grade_one, kernel_env, read_notebook,
-                                references, thread_env)
+from grading.submission import (Graded, SubmissionError, grade_one, kernel_env, references,
+                                thread_env)
 from grading.submission import ReferenceError as ReferenceError_
 
 
@@ -222,7 +222,6 @@ def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOU
             def one(i: int, student: str, assignment: str, folder: Path):
                 start = time.perf_counter()
                 try:
-                    read_notebook(folder / f"{NOTEBOOK}.ipynb")
                     g = grade_one(student, assignment, folder, work_root / f"{i:05d}",
                                   refs[assignment], seed, env=env, timeout=timeout,
                                   output_limit=output_limit, memory=memory, processes=processes,

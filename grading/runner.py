@@ -55,14 +55,17 @@ def _error(ename: str, evalue: str):
 class CappedClient(NotebookClient):
     """nbclient that keeps at most `output_limit` bytes of output per cell."""
 
-    output_limit = 1_000_000
+    def __init__(self, nb, output_limit: int, **kw):
+        super().__init__(nb, **kw)
+        self.output_limit = output_limit
+        self._used: dict[int, int] = {}  # bytes of output so far, per cell index
 
     def output(self, outs, msg, display_id, cell_index):
-        used = getattr(self, "_used", {}).get(cell_index, 0)
+        used = self._used.get(cell_index, 0)
         if used > self.output_limit:
             return None
         used += len(json.dumps(msg.get("content", {})))
-        self._used = {**getattr(self, "_used", {}), cell_index: used}
+        self._used[cell_index] = used
         if used > self.output_limit:
             outs.append(new_output("stream", name="stderr", text=(
                 f"\n[output truncated: this cell printed more than {self.output_limit} bytes]\n")))
@@ -170,13 +173,11 @@ def run(job: dict) -> None:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     km, limits = kernel_manager(job)
-    client = CappedClient(nb, km=km, timeout=job["timeout"],
+    client = CappedClient(nb, job["output_limit"], km=km, timeout=job["timeout"],
                           allow_errors=True, interrupt_on_timeout=False, record_timing=False,
                           iopub_timeout=10, raise_on_iopub_timeout=False,
                           startup_timeout=job.get("startup_timeout", 120),
                           resources={"metadata": {"path": job["cwd"]}})
-    client.output_limit = job["output_limit"]
-    stopped = None  # why the kernel is gone
     save()
     killed = []  # the watchdog's reason, once it has killed the kernel
     try:
@@ -184,7 +185,7 @@ def run(job: dict) -> None:
             if limits is not None:
                 pid = km.provisioner.process.pid
                 threading.Thread(target=lambda: _guard(pid, limits, killed), daemon=True).start()
-            stopped = _steps(client, nb, exports, job, log, save, killed)
+            _steps(client, nb, exports, job, log, save, killed)
     finally:
         if km.has_kernel:
             run_sync(km.shutdown_kernel)(now=True)
@@ -204,8 +205,8 @@ def _guard(pid: int, limits, killed: list) -> None:
         limits.kill_all()
 
 
-def _steps(client, nb, exports, job, log, save, killed) -> str | None:
-    """Run the cells and exports in order; return why the kernel is gone, if it is."""
+def _steps(client, nb, exports, job, log, save, killed) -> None:
+    """Run the cells and exports in order; once the kernel is gone, mark the rest not run."""
     stopped = None
     for kind, what in plan(nb, exports):
         if kind == "skip":
@@ -221,9 +222,10 @@ def _steps(client, nb, exports, job, log, save, killed) -> str | None:
             cell, index = nb.cells[what], what
         else:
             folder = Path(job["exports_dir"], what)
-            shutil.rmtree(folder, ignore_errors=True)  # nothing planted beforehand counts
-            if folder.exists():
+            # Nothing planted beforehand counts (a file, a folder or a link, even a dangling one).
+            if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
                 folder.unlink()
+            shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
             cell, index = new_code_cell(exports[what]), len(nb.cells)
         try:
@@ -250,7 +252,6 @@ def _steps(client, nb, exports, job, log, save, killed) -> str | None:
             log[what] = ({"ran": False, "error": f"{errors[0].ename}: {errors[0].evalue}"[:500]}
                          if errors else {"ran": True, "error": ""})
         save()
-    return stopped
 
 
 def _disguise(source: str) -> str:

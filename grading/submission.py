@@ -106,8 +106,8 @@ def copy_submission(src: Path, dst: Path, limit: int = MAX_SUBMISSION_BYTES) -> 
 
 class Plain:
     """Runs a command without a sandbox, in its own session, for at most `limit` seconds, and
-    ends everything it started: the trusted notebook runner (whose kernel is sandboxed), and
-    every step of `grading.local`, for authors checking their own notebooks."""
+    ends everything it started: the trusted steps of `grading.local`, for authors checking
+    their own notebooks."""
 
     def __init__(self, env: dict[str, str], cwd: str, **_):
         self.env, self.cwd = env, cwd
@@ -140,6 +140,19 @@ def _code() -> dict[str, str]:
     an editable or a regular install), at CODE inside the sandboxes; PYTHONPATH=CODE makes
     them the ones imported."""
     return {f"{CODE}/{m.__name__}": str(Path(m.__file__).parent) for m in (d2l_utils, grading)}
+
+
+def _trusted(command: list[str], *, ro: list[str], rw: list[str], env: dict[str, str], cwd: Path,
+             log: Path, sandboxed: bool, memory: int = MEMORY_LIMIT,
+             processes: int = PROCESS_LIMIT):
+    """Run one of the grader's own steps (references, checks) on files it does not trust:
+    in a sandbox that sees `ro` read-only and `rw` read-write, or plainly for grading.local."""
+    env = dict(env, PYTHONPATH=CODE) if sandboxed else dict(os.environ, **env)
+    runner = (Sandbox(ro=[*_python(), *ro], code=_code(), rw=rw, env=env, cwd=str(cwd),
+                      memory=memory, processes=processes)
+              if sandboxed else Plain(env=env, cwd=str(cwd)))
+    return runner.run([sys.executable, "-m", "grading.check", *command], limit=CHECK_LIMIT,
+                      log=log)
 
 
 def _kernel_code() -> dict[str, str]:
@@ -178,12 +191,10 @@ def references(assignment: str, seed: int, out: Path, *, env: dict[str, str],
     out.mkdir(parents=True, exist_ok=True)
     home = out.parent / f"{out.name}-home"
     home.mkdir(exist_ok=True)
-    env = dict(env, HOME=str(home), MPLCONFIGDIR=str(home / ".matplotlib"), PYTHONPATH=CODE)
-    runner = (Sandbox(ro=_python(), code=_code(), rw=[str(out), str(home)], env=env, cwd=str(home))
-              if sandboxed else Plain(env=env, cwd=str(home)))
     log = out.parent / f"{out.name}.log"
-    outcome = runner.run([sys.executable, "-m", "grading.check", "reference", assignment,
-                          str(seed), str(out)], limit=CHECK_LIMIT, log=log)
+    outcome = _trusted(["reference", assignment, str(seed), str(out)], ro=[],
+                       rw=[str(out), str(home)], cwd=home, log=log, sandboxed=sandboxed,
+                       env=dict(env, HOME=str(home), MPLCONFIGDIR=str(home / ".matplotlib")))
     if outcome.returncode != 0:
         tail = log.read_text(errors="replace")[-2000:]
         raise ReferenceError(f"computing the references of {assignment} failed "
@@ -248,18 +259,13 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
             export_errors[gid] = why
     # The trusted checks: the sealed exports and the references, read-only; no student code.
     refs_ready()
-    exports = sealed
     result_file = result_dir / "result.json"
-    cenv = dict(env, HOME=str(result_dir / "home"), MPLCONFIGDIR=str(result_dir / "home"))
-    if sandboxed:
-        check_box = Sandbox(ro=[*_python(), str(exports), str(refs)], code=_code(),
-                            rw=[str(result_dir)], env=dict(cenv, PYTHONPATH=CODE),
-                            cwd=str(result_dir), memory=memory, processes=processes)
-    else:
-        check_box = Plain(env=dict(os.environ, **cenv), cwd=str(result_dir))
-    check_out = check_box.run([sys.executable, "-m", "grading.check", "check", assignment,
-                               str(exports), str(refs), str(result_file)],
-                              limit=CHECK_LIMIT, log=result_dir / "check.log")
+    check_out = _trusted(["check", assignment, str(sealed), str(refs), str(result_file)],
+                         ro=[str(sealed), str(refs)], rw=[str(result_dir)], cwd=result_dir,
+                         log=result_dir / "check.log", sandboxed=sandboxed, memory=memory,
+                         processes=processes,
+                         env=dict(env, HOME=str(result_dir / "home"),
+                                  MPLCONFIGDIR=str(result_dir / "home")))
     found = _read_result(result_file, graded_ids)
     if found is None:
         why = check_out.killed_because or f"exit {check_out.returncode}"
