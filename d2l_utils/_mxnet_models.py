@@ -44,7 +44,8 @@ def _dense_layers(block) -> list:
     found = []
 
     def walk(b):
-        if isinstance(b, _nn.Dense):
+        # a block reached twice (ReusedMLP registers its reused block twice) counts once
+        if isinstance(b, _nn.Dense) and not any(b is f for f in found):
             found.append(b)
         for child in b._children.values():
             walk(child() if callable(child) and not isinstance(child, _nn.Block) else child)
@@ -64,17 +65,18 @@ def save_safetensors(model, path):
                               for l in _dense_layers(model)], "mxnet")
 
 
-def load_safetensors(model, path):
-    """Load a portable MLP file into the model's ``Dense`` layers (checked first)."""
+def load_safetensors(model, path, layers=None):
+    """Load a portable MLP file into the model's ``Dense`` layers (or only its first
+    ``layers``, from the file's first ``layers``), checked first."""
     from mxnet import nd, util
     from mxnet import np as mnp
 
-    from d2l_utils.portable import load_layers
+    from d2l_utils.portable import first_layers, load_layers
 
     array = mnp.array if util.is_np_array() else nd.array
-    layers = _dense_layers(model)
-    values, meta = load_layers(path, [tuple(l.weight.shape) for l in layers])
-    for l, (w, b) in zip(layers, values):
+    dense = first_layers(_dense_layers(model), layers, path)
+    values, meta = load_layers(path, [tuple(l.weight.shape) for l in dense], first=layers is not None)
+    for l, (w, b) in zip(dense, values):
         l.weight.set_data(array(w))
         l.bias.set_data(array(b))
     return meta

@@ -98,16 +98,18 @@ def save_safetensors(params, path):
                               for d in _dense_params(params)], "jax")
 
 
-def load_safetensors(params, path):
-    """Return a copy of ``params`` with its Dense layers replaced by a portable MLP file's
-    (JAX arrays are immutable: use the returned tree). Checked first (``CheckpointError``)."""
-    import jax
+def load_safetensors(params, path, layers=None):
+    """Return a copy of ``params`` with its Dense layers (or only its first ``layers``, from
+    the file's first ``layers``) replaced by a portable MLP file's (JAX arrays are immutable:
+    use the returned tree). Checked first (``CheckpointError``)."""
+    from d2l_utils.portable import first_layers, load_layers
 
-    from d2l_utils.portable import load_layers
+    def copy(node):  # new containers, keys in the same order (jax.tree.map would sort them)
+        return {k: copy(v) for k, v in node.items()} if hasattr(node, "items") else node
 
-    new = jax.tree_util.tree_map(lambda x: x, params)  # same structure, new containers
-    dense = _dense_params(new)
-    values, _ = load_layers(path, [tuple(d["kernel"].shape)[::-1] for d in dense])
+    new = copy(params)
+    dense = first_layers(_dense_params(new), layers, path)
+    values, _ = load_layers(path, [tuple(d["kernel"].shape)[::-1] for d in dense], first=layers is not None)
     for d, (w, b) in zip(dense, values):
         d["kernel"] = jnp.asarray(w.T)
         d["bias"] = jnp.asarray(b)

@@ -8,6 +8,10 @@ reads the same names and layouts, so a file written by one loads into any other:
   transpose) and ``dense{i}.bias`` with shape ``(out,)``, float32;
 * metadata ``{"format": "d2l-io/mlp", "layers": "<n>", "framework": "<who wrote it>"}``.
 
+Every ``load_safetensors`` takes ``layers=k`` to load only the file's first ``k`` dense layers
+into the model's first ``k`` (exercise 2: reuse trained layers in another network); the rest of
+the file is not read and the model's other layers are not changed.
+
 Files are written and read by d2l_utils.checkpoint (atomic, checksummed, validated), and a load
 checks every name, shape and dtype against the target model before it changes anything.
 """
@@ -34,14 +38,28 @@ def save_layers(path, layers: Sequence[tuple[np.ndarray, np.ndarray]], framework
                                         "framework": framework})
 
 
-def load_layers(path, shapes: Sequence[tuple[int, int]]) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
+def load_layers(path, shapes: Sequence[tuple[int, int]], *, first: bool = False
+                ) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
     """Read a file into [(weight (out, in), bias (out,)), ...] that fits a model whose dense
-    layers have these (out, in) shapes; raise CheckpointError if it does not fit."""
+    layers have these (out, in) shapes; raise CheckpointError if it does not fit.
+
+    ``first=True``: the file may hold more layers; only its first ``len(shapes)`` are read
+    (and checked), the rest of the file is not (to reuse trained layers in another model)."""
     expected = {}
     for i, (out, inp) in enumerate(shapes):
         expected[f"dense{i}.weight"] = ((out, inp), np.float32)
         expected[f"dense{i}.bias"] = ((out,), np.float32)
-    tensors, meta = load_tensors(path, expected=expected)
+    tensors, meta = load_tensors(path, expected=expected, names=list(expected) if first else None)
     if meta.get("format") != FORMAT:
         raise CheckpointError(path, f"not an MLP file of this workbook (format {meta.get('format')!r})")
     return [(tensors[f"dense{i}.weight"], tensors[f"dense{i}.bias"]) for i in range(len(shapes))], meta
+
+
+def first_layers(layers: list, count: int | None, path) -> list:
+    """The model's dense layers a load fills: all of them, or the first ``count``."""
+    if count is None:
+        return layers
+    if not 0 < count <= len(layers):
+        raise ValueError(f"cannot load {count} layers of {path} into a model with "
+                         f"{len(layers)} dense layers")
+    return layers[:count]

@@ -64,7 +64,8 @@ def _dense_layers(model) -> list:
     layers = []
 
     def walk(layer):  # depth first, in the order layers were added (the forward order here)
-        if isinstance(layer, keras.layers.Dense):
+        # a block reached twice (ReusedMLP tracks its reused block twice) counts once
+        if isinstance(layer, keras.layers.Dense) and not any(layer is l for l in layers):
             layers.append(layer)
         for sub in getattr(layer, "layers", []):
             walk(sub)
@@ -84,13 +85,14 @@ def save_safetensors(model, path):
                        "tensorflow")
 
 
-def load_safetensors(model, path):
-    """Load a portable MLP file into the model's ``Dense`` layers (checked first)."""
-    from d2l_utils.portable import load_layers
+def load_safetensors(model, path, layers=None):
+    """Load a portable MLP file into the model's ``Dense`` layers (or only its first
+    ``layers``, from the file's first ``layers``), checked first."""
+    from d2l_utils.portable import first_layers, load_layers
 
-    layers = _dense_layers(model)
-    values, meta = load_layers(path, [tuple(l.kernel.shape)[::-1] for l in layers])
-    for l, (w, b) in zip(layers, values):
+    dense = first_layers(_dense_layers(model), layers, path)
+    values, meta = load_layers(path, [tuple(l.kernel.shape)[::-1] for l in dense], first=layers is not None)
+    for l, (w, b) in zip(dense, values):
         l.kernel.assign(w.T)
         l.bias.assign(b)
     return meta

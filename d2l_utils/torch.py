@@ -67,15 +67,16 @@ def save_safetensors(model, path):
                               for m in _dense_layers(model)], "pytorch")
 
 
-def load_safetensors(model, path):
-    """Load a portable MLP file into the model's ``nn.Linear`` layers; names, shapes and dtypes
-    are checked first (``CheckpointError``), so nothing changes on a mismatch."""
-    from d2l_utils.portable import load_layers
+def load_safetensors(model, path, layers=None):
+    """Load a portable MLP file into the model's ``nn.Linear`` layers (or only its first
+    ``layers``, from the file's first ``layers``); names, shapes and dtypes are checked first
+    (``CheckpointError``), so nothing changes on a mismatch."""
+    from d2l_utils.portable import first_layers, load_layers
 
-    layers = _dense_layers(model)
-    values, meta = load_layers(path, [tuple(m.weight.shape) for m in layers])
+    dense = first_layers(_dense_layers(model), layers, path)
+    values, meta = load_layers(path, [tuple(m.weight.shape) for m in dense], first=layers is not None)
     with torch.no_grad():
-        for m, (w, b) in zip(layers, values):
+        for m, (w, b) in zip(dense, values):
             m.weight.copy_(torch.from_numpy(w))
             m.bias.copy_(torch.from_numpy(b))
     return meta

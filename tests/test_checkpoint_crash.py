@@ -1,5 +1,6 @@
 """A writer killed (SIGKILL) at random moments while it saves over a checkpoint never leaves a
-broken or mixed file: the checkpoint always loads and is exactly the old or the new content."""
+broken or mixed file: the checkpoint always loads and is exactly the old or the new content,
+and the next load removes the temporary file the killed writer left."""
 
 import random
 import signal
@@ -41,11 +42,12 @@ def test_kill_during_save_leaves_old_or_new(tmp_path):
         proc.stdout.close()
         leftovers = [p for p in tmp_path.iterdir() if p != path]
         interrupted += bool(leftovers)
-        for p in leftovers:  # what a killed save leaves: hidden temporary files (ours, and the
-            # one safetensors itself writes before renaming), never a file under the final name
-            assert p.name.startswith(".") and "tmp" in p.name, p.name
-            p.unlink()
+        for p in leftovers:  # what a killed save leaves: its hidden temporary file, never a
+            # file under the final name
+            assert p.name.startswith(f".{path.name}.") and p.name.endswith(".tmp"), p.name
         tensors, meta = load_tensors(path)  # raises if the file were broken
+        # ... and the load removed the temporary files whose writer is dead
+        assert sorted(tmp_path.iterdir()) == [path], "an orphaned temporary file was left"
         v = int(meta["version"])
         assert int(tensors["step"]) == v and np.all(tensors["w"] == v), "a mix of two versions"
         seen[meta["version"]] += 1
