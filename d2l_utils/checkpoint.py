@@ -38,6 +38,7 @@ import stat
 import tempfile
 import threading
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -314,7 +315,9 @@ def _diagnose(fd: int, size: int, err: Exception) -> str:
     return f"not a valid safetensors file: {problem}"
 
 
-def _checksums(path: Path, metadata: dict) -> dict | None:
+def _checksums(path: Path, header: dict, metadata: dict) -> dict | None:
+    """The file's per-tensor digests (None: it has none), checked to cover exactly its tensors
+    and to match its metadata."""
     if CHECKSUM_KEY not in metadata:
         return None
     try:
@@ -325,6 +328,11 @@ def _checksums(path: Path, metadata: dict) -> dict | None:
         ok = False
     if not ok:
         raise CheckpointError(path, f"corrupted: its {CHECKSUM_KEY} checksum is not readable")
+    if set(digests) != set(header) | {"__metadata__"}:
+        raise CheckpointError(path, f"corrupted: its {CHECKSUM_KEY} checksum lists other tensors "
+                                    "than its header")
+    if digests["__metadata__"] != _meta_digest({k: v for k, v in metadata.items() if k != CHECKSUM_KEY}):
+        raise CheckpointError(path, "corrupted: the metadata does not match its checksum")
     return digests
 
 
@@ -345,11 +353,12 @@ def load_tensors(path, expected: Mapping[str, tuple] | None = None, *,
     fd = _open_regular(path)
     try:
         header, metadata, start, size = _read_header(path, fd)
-        digests = _checksums(path, metadata)
+        checked = {k: v for k, v in metadata.items() if k != CHECKSUM_KEY}
+        digests = _checksums(path, header, metadata)
         wanted = _select(path, header, names)
         reader = _map if mmap else _read
         try:
-            tensors = reader(fd, header, wanted, start, size)
+            tensors, computed = reader(fd, header, wanted, start, size, digests is not None)
         except OSError as err:
             raise CheckpointError(path, f"cannot read it ({err.strerror or err})") from None
         except MemoryError:
@@ -357,13 +366,14 @@ def load_tensors(path, expected: Mapping[str, tuple] | None = None, *,
                                         "(names=) or map the file (mmap=True)") from None
     finally:
         os.close(fd)
-    checked = {k: v for k, v in metadata.items() if k != CHECKSUM_KEY}
     if digests is None:
         warnings.warn(UncheckedCheckpointWarning(
             f"{path}: no {CHECKSUM_KEY} checksum (not written by d2l_utils): loaded unverified"),
             stacklevel=2)
     else:
-        _verify(path, header, checked, digests, tensors)
+        for name in wanted:
+            if computed[name] != digests[name]:
+                raise CheckpointError(path, f"corrupted: tensor {name!r} does not match its checksum")
     for name, array in tensors.items():
         if array.dtype == np.bool_ and array.view(np.uint8).max(initial=0) > 1:
             raise CheckpointError(path, f"corrupted: BOOL tensor {name!r} holds bytes other than 0 and 1")
@@ -386,9 +396,14 @@ def _select(path: Path, header: dict, names) -> list[str]:
     return sorted(wanted, key=lambda k: header[k]["data_offsets"][0])
 
 
-def _read(fd: int, header: dict, wanted: list[str], start: int, size: int) -> dict[str, np.ndarray]:
-    """Copy the wanted tensors into one buffer: all of them in one read, or each one on its
-    own at an offset aligned for any dtype."""
+CHUNK = 32 * 2**20  # bytes per read: hashing what is read overlaps the next read
+
+
+def _read(fd: int, header: dict, wanted: list[str], start: int, size: int, digest: bool
+          ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Copy the wanted tensors into one buffer (all of them in one pass over the data, or each
+    one alone at an offset aligned for any dtype). With ``digest``, each tensor is hashed in a
+    second thread as soon as its bytes are in, while the next ones are read."""
     if len(wanted) == len(header):
         at = {name: header[name]["data_offsets"][0] for name in wanted}
         reads, total = [(start, 0, size - start)], size - start
@@ -400,53 +415,77 @@ def _read(fd: int, header: dict, wanted: list[str], start: int, size: int) -> di
             at[name] = total
             reads.append((start + lo, total, hi - lo))
             total += hi - lo
+    nbytes = {n: header[n]["data_offsets"][1] - header[n]["data_offsets"][0] for n in wanted}
     buf = np.empty(total, np.uint8)
     view = memoryview(buf)
-    for position, into, length in reads:
-        done = 0
-        while done < length:
-            n = os.preadv(fd, [view[into + done:into + length]], position + done)
-            if not n:
-                raise OSError("the file ended early")
-            done += n
+    pending = sorted(wanted, key=lambda n: at[n] + nbytes[n], reverse=True)  # by end, last first
+    computed = {}  # name -> future of its digest
+
+    def hash_ready(filled: int, pool) -> None:
+        while pending and at[pending[-1]] + nbytes[pending[-1]] <= filled:
+            name = pending.pop()
+            entry = header[name]
+            data = buf[at[name]:at[name] + nbytes[name]]
+            computed[name] = pool.submit(_digest, name, entry["dtype"], entry["shape"], data)
+
+    # A second thread pays off for large reads only; below, hash in this one.
+    with ThreadPoolExecutor(1) if total >= 2 * CHUNK else _Inline() as pool:
+        for position, into, length in reads:
+            done = 0
+            while done < length:
+                n = os.preadv(fd, [view[into + done:into + min(length, done + CHUNK)]],
+                              position + done)
+                if not n:
+                    raise OSError("the file ended early")
+                done += n
+                if digest:
+                    hash_ready(into + done, pool)
+        if digest:
+            hash_ready(total, pool)  # empty tensors, which no read reaches
+        digests = {name: future.result() for name, future in computed.items()}
     out = {}
     for name in wanted:
         entry = header[name]
-        lo, hi = entry["data_offsets"]
         dtype = DTYPES[entry["dtype"]]
-        array = buf[at[name]:at[name] + hi - lo]
+        array = buf[at[name]:at[name] + nbytes[name]]
         if at[name] % dtype.alignment:  # a writer that did not align: copy this one
             array = array.copy()
         out[name] = array.view(dtype).reshape(entry["shape"])
-    return out
+    return out, digests
 
 
-def _map(fd: int, header: dict, wanted: list[str], start: int, size: int) -> dict[str, np.ndarray]:
+class _Inline:
+    """A stand-in for a one-thread executor that runs each task at once, in this thread."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def submit(fn, *args) -> Future:
+        future = Future()
+        future.set_result(fn(*args))
+        return future
+
+
+def _map(fd: int, header: dict, wanted: list[str], start: int, size: int, digest: bool
+         ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     m = _mmap.mmap(fd, size, access=_mmap.ACCESS_READ)
     whole = np.frombuffer(m, np.uint8)
-    out = {}
+    out, computed = {}, {}
     for name in wanted:
         entry = header[name]
         lo, hi = entry["data_offsets"]
         dtype = DTYPES[entry["dtype"]]
         view = whole[start + lo:start + hi]
+        if digest:
+            computed[name] = _digest(name, entry["dtype"], entry["shape"], view)
         if (start + lo) % dtype.alignment:  # a writer that did not align: copy this one
             view = view.copy()
         out[name] = view.view(dtype).reshape(entry["shape"])
-    return out
-
-
-def _verify(path: Path, header: dict, metadata: dict, digests: dict, tensors: dict) -> None:
-    if set(digests) != set(header) | {"__metadata__"}:
-        raise CheckpointError(path, f"corrupted: its {CHECKSUM_KEY} checksum lists other tensors "
-                                    "than its header")
-    if digests["__metadata__"] != _meta_digest(metadata):
-        raise CheckpointError(path, "corrupted: the metadata does not match its checksum")
-    for name, array in tensors.items():
-        entry = header[name]
-        data = array.reshape(-1).view(np.uint8) if array.size else b""
-        if _digest(name, entry["dtype"], entry["shape"], data) != digests[name]:
-            raise CheckpointError(path, f"corrupted: tensor {name!r} does not match its checksum")
+    return out, computed
 
 
 def _compare(tensors, expected) -> list[str]:

@@ -17,6 +17,7 @@ TENSORS = {
     "steps": np.arange(3, dtype=np.int64),
     "mask": np.array([True, False]),
     "scalar": np.float64(2.5),
+    "empty": np.zeros((0, 3), np.float32),
 }
 EXPECTED = {k: (np.shape(v), np.asarray(v).dtype) for k, v in TENSORS.items()}
 
@@ -181,6 +182,15 @@ def test_files_are_standard_safetensors(saved, tmp_path):
         got, want = tensors[str(t).removeprefix("torch.")], source[str(t).removeprefix("torch.")]
         assert got.dtype == np.dtype(np_dtype), t
         assert np.array_equal(got.astype(np.complex128), want.to(torch.complex128).numpy()), t
+
+    # from Flax (JAX arrays), bf16 included
+    import jax.numpy as jnp
+    from safetensors.flax import save_file as save_flax
+
+    save_flax({"w": jnp.arange(6, dtype=jnp.bfloat16).reshape(2, 3)}, tmp_path / "flax.safetensors")
+    with pytest.warns(UncheckedCheckpointWarning):
+        tensors, _ = load_tensors(tmp_path / "flax.safetensors")
+    assert tensors["w"].dtype == ml_dtypes.bfloat16 and tensors["w"].astype(int).tolist() == [[0, 1, 2], [3, 4, 5]]
 
     # and back: our bf16 and float8 files are read by PyTorch through the library
     from safetensors.torch import load_file as load_torch
