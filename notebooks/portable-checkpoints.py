@@ -186,7 +186,110 @@ assert all(agree.values()) and len(agree) == 16
 # Every row is a source framework, every column a target: sixteen transfers, all giving the
 # source's outputs within `1e-5` (and each target model gave different outputs before the
 # load, so the equality comes from the file).
+
+# %% [markdown]
+# ## Reusing part of a checkpoint
 #
+# Exercise 2 of the chapter reuses the first layers of a trained network in a new one. With
+# one file per model, that means loading *some* tensors of a file. `load_tensors(path,
+# names=[...])` reads only the tensors it names: the header says where each one lies, so the
+# rest of the file is never read (and each tensor has its own checksum, so what is loaded is
+# still verified). `mmap=True` goes further and maps the file into memory: bytes are read
+# from disk only when used. Either way, load time grows with what you load, not with the
+# file (`benchmarks/checkpoint_formats.py` measures it).
+#
+# Every framework module's `load_safetensors(model, path, layers=k)` uses this to fill a
+# model's first `k` dense layers from the file's first `k`. Below, the first two layers of the
+# MLP trained in PyTorch go into a `ReusedMLP` of each framework. Its reused block is a
+# 20 → 64 → 32 network (a `MulMLP(32, [64])`), followed by new layers. What those two layers
+# compute is checked against NumPy, evaluated straight from the file.
+
+# %%
+source = "mlp-from-pytorch.safetensors"
+first, _ = load_tensors(source, names=["dense0.weight", "dense0.bias", "dense1.weight", "dense1.bias"])
+print("loaded:", sorted(first))
+hidden = np.maximum(x @ first["dense0.weight"].T + first["dense0.bias"], 0)
+reference = hidden @ first["dense1.weight"].T + first["dense1.bias"]
+
+
+def reused_output(fw):
+    """Build a ReusedMLP whose reused block is a MulMLP(32, [64]), load the file's first two
+    layers into it, and return what the reused block computes on x."""
+    if fw == "pytorch":
+        torch.manual_seed(3)
+        block = torchu.MulMLP(32, [64], LR)
+        m = torchu.ReusedMLP(10, [16], LR, block)
+        m(torch.zeros(1, 20))
+        torchu.load_safetensors(m, source, layers=2)
+        return block(torch.from_numpy(x)).detach().numpy()
+    if fw == "tensorflow":
+        keras.utils.set_random_seed(3)
+        block = tfu.MulMLP(32, [64], LR)
+        m = tfu.ReusedMLP(10, [16], LR, block)
+        m(np.zeros((1, 20), np.float32))
+        tfu.load_safetensors(m, source, layers=2)
+        return block(x).numpy()
+    if fw == "mxnet":
+        mxu.mxnet.random.seed(3)
+        block = mxu.MulMLP(32, [64], LR).net  # gluon wants a HybridBlock here
+        m = mxu.ReusedMLP(10, [16], LR, block)
+        m(mxu.np.zeros((1, 20)))
+        mxu.load_safetensors(m, source, layers=2)
+        return block(mxu.np.array(x)).asnumpy()
+    block = jaxu.MulMLP(32, (64,), LR)
+    m = jaxu.ReusedMLP(10, (16,), LR, block)
+    params = jaxu.load_safetensors(m.init(jax.random.key(3), x[:1]), source, layers=2)
+    return np.asarray(block.apply({"params": params["params"]["reused_layer"]}, x))
+
+
+for fw in FRAMEWORKS:
+    err = np.abs(reused_output(fw) - reference).max()
+    print(f"{fw:<11} reused block vs NumPy from the file: max |difference| {err:.0e} (< {TOL}: {err < TOL})")
+
+# %% [markdown]
+# ## A file from elsewhere
+#
+# Most safetensors files are written by the `safetensors` library itself, from PyTorch,
+# NumPy, Flax or TensorFlow: that is how model hubs publish weights. `d2l_utils` reads them
+# like its own. Here the PyTorch model's layers are written with
+# `safetensors.torch.save_file`, in the portable layout, and loaded into every framework.
+# Such a file has no checksum (only `save_tensors` adds one), so the load says it was not
+# verified, with an `UncheckedCheckpointWarning`.
+
+# %%
+import warnings
+
+from safetensors.torch import save_file
+
+linears = [m for m in trained.modules() if isinstance(m, torch.nn.Linear)]
+save_file({f"dense{i}.{kind}": getattr(m, kind).detach() for i, m in enumerate(linears)
+           for kind in ("weight", "bias")},
+          "from-the-library.safetensors",
+          metadata={"format": "d2l-io/mlp", "layers": str(len(linears))})
+
+expected = forward("pytorch", trained, x)
+for fw in FRAMEWORKS:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = forward(fw, load(fw, build(fw, seed=2), "from-the-library.safetensors"), x)
+    print(f"{fw:<11} outputs equal to PyTorch's: {np.allclose(got, expected, atol=TOL, rtol=0)},",
+          "warned:", caught[0].category.__name__ if caught else "nothing")
+print(caught[0].message)
+
+# %% [markdown]
+# Published weights are usually **bfloat16**, a 16-bit float with float32's range, which
+# NumPy lacks. `d2l_utils` returns it (and the 8-bit float types) with the dtypes of
+# `ml_dtypes`, the package JAX uses for them; `.astype(np.float32)` converts exactly. (The
+# 0.1 below was rounded when PyTorch made it bfloat16, which keeps 8 bits of mantissa.)
+
+# %%
+save_file({"w": torch.tensor([[0.1, -2.5, 3e38]], dtype=torch.bfloat16)}, "bf16.safetensors")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", d2l_utils.checkpoint.UncheckedCheckpointWarning)
+    w = load_tensors("bf16.safetensors")[0]["w"]
+print("dtype:", w.dtype, "| as float32:", w.astype(np.float32))
+
+# %% [markdown]
 # ## Files that run code: shown and refused
 #
 # A pickle stores *instructions* to rebuild objects, and an instruction can be "call this
@@ -205,7 +308,7 @@ class Payload:
 
 torch.save({"dense0.weight": torch.zeros(2, 2), "extra": Payload()}, "evil.pt")
 np.save("evil.npy", np.array([Payload()], dtype=object), allow_pickle=True)
-MARKER.exists()
+print("marker exists before any load:", MARKER.exists())
 
 # %% [markdown]
 # `torch.load(..., weights_only=False)` unpickles everything: the code runs.
@@ -232,7 +335,8 @@ MARKER.unlink()
 try:
     torch.load("evil.pt", weights_only=True)
 except pickle.UnpicklingError as err:
-    print("torch.load(weights_only=True): refused,", "Unsupported global" in str(err))
+    reason = next(line for line in str(err).splitlines() if "Unsupported global" in line)
+    print("torch.load(weights_only=True): refused:", reason.split(". ")[0].strip())
 try:
     np.load("evil.npy", allow_pickle=False)
 except ValueError as err:
@@ -247,9 +351,12 @@ assert not MARKER.exists()
 # ## Bad files get one clear error
 #
 # `d2l_utils.checkpoint.CheckpointError` is the one exception for every problem: it names the
-# file and says what is wrong, and nothing is loaded partially. A checksum (XXH3) of the
-# header's content and the tensor bytes catches damage that would otherwise load as wrong
-# numbers. Four damaged or mismatched files:
+# file and says what is wrong, and nothing is loaded partially. The header is checked by the
+# safetensors library's own parser (written in Rust, fuzzed and audited) before anything else
+# reads the file, so a crafted header (sizes that overflow, offsets outside the file,
+# overlapping tensors, JSON nested 100,000 deep) is refused, not obeyed. `save_tensors` also
+# stores a checksum (XXH3) of every tensor and of the metadata; it catches damage that would
+# otherwise load as wrong numbers. Four damaged or mismatched files:
 
 # %%
 good = Path("mlp-from-pytorch.safetensors").read_bytes()
@@ -285,7 +392,7 @@ try:
     torchu.load_safetensors(wider, "mlp-from-pytorch.safetensors")
 except CheckpointError:
     pass
-all(torch.equal(before[k], v) for k, v in wider.state_dict().items())
+print("wider model unchanged:", all(torch.equal(before[k], v) for k, v in wider.state_dict().items()))
 
 # %% [markdown]
 # ## Saves that survive a crash
@@ -298,24 +405,31 @@ all(torch.equal(before[k], v) for k, v in wider.state_dict().items())
 # atomic) and fsyncs the folder (so the rename itself is durable). At any moment the final
 # name holds the complete old file or the complete new one.
 #
+# A killed save leaves its temporary file behind (the `.atomic.safetensors.….tmp` of a
+# killed writer, as large as the checkpoint). The writer holds a lock on it while it writes,
+# so the next save or load of that checkpoint knows which temporary files have no live
+# writer any more and deletes them, as Orbax does with its unfinished checkpoints.
+#
 # `tests/test_checkpoint_crash.py` checks this the hard way: it kills a process that keeps
 # saving over a checkpoint at random moments (60 times) and loads the file after each kill.
-# The cost of the safety is measured in `benchmarks/checkpoint_io.py`: the `fsync`, which is
-# the price of durability, and little else.
+# The cost of the safety is measured in `benchmarks/checkpoint_formats.py`: the `fsync`,
+# which is the price of durability, and little else.
 
 # %%
+Path(".atomic.safetensors.k1ll3d.tmp").write_bytes(b"what a killed save left")
 save_tensors("atomic.safetensors", {"w": np.ones(3, np.float32)})
-sorted(p.name for p in Path().iterdir() if p.name.startswith((".atomic", "atomic")))
+print("files:", sorted(p.name for p in Path().iterdir() if p.name.startswith((".atomic", "atomic"))))
 
 # %% [markdown]
 # ## Summary
 #
 # * safetensors holds named tensors and no code, in one layout every framework can map to:
 #   the MLP moved between all four frameworks in every direction with outputs equal within
-#   `1e-5`.
+#   `1e-5`, and files written by the safetensors library load as well as our own.
+# * Load only what you need: named tensors are read alone, or memory-mapped.
 # * Pickle-based loaders run code from the file unless told not to: keep `weights_only=True`
 #   and `allow_pickle=False`, and prefer formats that cannot carry code.
 # * Check everything before loading anything, with one error type that names the file and
 #   the problem; a checksum turns silent corruption into an error.
 # * Save to a temporary file, fsync, rename: a crash then never costs more than the
-#   checkpoint being written.
+#   checkpoint being written, and the next save cleans up what the crash left.
