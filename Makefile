@@ -41,11 +41,18 @@ sync: setup
 	$(BIN)/jupytext --sync $(SOURCES)
 
 # Re-run each notebook from its twin, top to bottom in a fresh d2l-io kernel, and store the
-# outputs in the .ipynb: what `make test` then compares against.
+# outputs in the .ipynb: what `make test` then compares against. No execution timestamps are
+# recorded, cells keep their ids (--update) and each cell's printed text is stored as one
+# stream, however the kernel happened to flush it: only real changes show in a diff.
 execute: setup
 	@for py in $(SOURCES); do \
 	  echo "executing $$py"; \
-	  $(BIN)/jupytext --quiet --set-kernel d2l-io --execute --to ipynb "$$py" || exit 1; \
+	  $(BIN)/jupytext --quiet --set-kernel d2l-io --to ipynb $$(test -f "$${py%.py}.ipynb" && echo --update) "$$py" && \
+	  $(BIN)/jupyter nbconvert --log-level WARN --to notebook --execute --inplace \
+	    --ExecutePreprocessor.record_timing=False --ExecutePreprocessor.timeout=600 \
+	    --NotebookExporter.preprocessors=nbconvert.preprocessors.CoalesceStreamsPreprocessor \
+	    --CoalesceStreamsPreprocessor.enabled=True \
+	    "$${py%.py}.ipynb" || exit 1; \
 	done
 
 # Regenerate the student workbooks notebooks/<framework>/exercises.* from the solutions.

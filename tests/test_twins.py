@@ -58,3 +58,21 @@ def test_every_py_twin_has_a_notebook():
             if ".ipynb_checkpoints" in py.parts:
                 continue
             assert py.with_suffix(".ipynb").exists(), f"{py.relative_to(ROOT)} has no .ipynb twin"
+
+
+RUN_DEPENDENT = {"execution", "ExecuteTime", "collapsed", "scrolled"}
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_no_run_dependent_metadata(ipynb: Path):
+    """No timestamps or view state in committed notebooks, and each cell's printed text is one
+    stream however the kernel flushed it (`make execute` stores them so): a re-run that
+    prints the same changes nothing in git."""
+    nb = nbformat.read(ipynb, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        found = RUN_DEPENDENT & set(cell.metadata)
+        assert not found, f"{ipynb.relative_to(ROOT)} cell {i} has run-dependent metadata {found}"
+        streams = [o.get("name") for o in cell.get("outputs", []) if o.output_type == "stream"]
+        kinds = [o.output_type + o.get("name", "") for o in cell.get("outputs", [])]
+        assert all(a != b for a, b in zip(kinds, kinds[1:]) if a.startswith("stream")), (
+            f"{ipynb.relative_to(ROOT)} cell {i}: consecutive {streams} outputs not coalesced")
