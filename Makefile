@@ -1,6 +1,6 @@
 # Two commands for everyone: `make lab` opens the workbook, `make test` runs every test.
 # Both set up .venv first; set-up reruns only when requirements.lock, pyproject.toml or the
-# kernel script is newer than the last install, so a repeat run skips it in well under a second.
+# kernel installer is newer than the last install, so a repeat run skips it in well under a second.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -17,13 +17,13 @@ setup: $(STAMP)
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps
 
-$(STAMP): requirements.lock pyproject.toml scripts/install_kernel.py
+$(STAMP): requirements.lock pyproject.toml d2l_utils/kernel.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) 2>/dev/null \
 	  || $(BIN)/python -m pip install --disable-pip-version-check uv==$(UV_VERSION)
 	$(UV) -r requirements.lock
 	$(UV) --no-build-isolation -e .
-	$(BIN)/python scripts/install_kernel.py --sys-prefix
+	$(BIN)/python -m d2l_utils.kernel --sys-prefix
 	@touch $(STAMP)
 
 # --allow-root only where it is needed (containers, CI machines that run as root).
@@ -57,10 +57,11 @@ execute: setup
 
 # Regenerate the student workbooks notebooks/<framework>/exercises.* from the solutions.
 workbooks: setup
-	$(BIN)/python scripts/build_workbooks.py
+	$(BIN)/python -m grading workbooks
 
 # Instructors: grade a folder of submissions laid out as <student>/<framework>/exercises.ipynb.
-# Writes course/gradebook.db, course/grades.csv and course/feedback/. JOBS defaults to one per core.
+# Writes course/gradebook.db, course/grades.csv and course/feedback/. GRADE_JOBS (parallel
+# graders) defaults to one per core.
 SUBMISSIONS ?= course/submitted
 grade: setup
 	$(BIN)/python -m grading grade $(SUBMISSIONS) $(if $(GRADE_JOBS),--jobs $(GRADE_JOBS))

@@ -5,11 +5,9 @@ framework); everything nbgrader writes (gradebook, release, submitted, autograde
 goes to course/, which git ignores. `python -m grading` uses the same settings.
 """
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `nbgrader` runs from its own bin/
-from grading.course import configure  # noqa: E402
+from grading.course import configure  # installed with the project, like d2l_utils
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 configure(c, root=Path(__file__).resolve().parent / "course")

@@ -7,6 +7,8 @@ submodule, which imports only that framework:
 - ``d2l_utils.torch``      (PyTorch)
 - ``d2l_utils.tensorflow`` (TensorFlow / Keras 3)
 - ``d2l_utils.jax``        (JAX / Flax)
+
+``python -m d2l_utils.kernel`` installs the Jupyter kernel every notebook uses.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["REPO_ROOT", "scratch_dir", "make_classification"]
+__all__ = ["FRAMEWORKS", "FRAMEWORK_MODULES", "REPO_ROOT", "scratch_dir", "make_classification"]
+
+#: The four frameworks, named as d2l names them (notebooks/<framework>/, solutions/<framework>/).
+FRAMEWORKS = ("mxnet", "pytorch", "tensorflow", "jax")
+#: The module each framework's notebooks import, as it appears in ``sys.modules``.
+FRAMEWORK_MODULES = {"mxnet": "mxnet", "pytorch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
 
 #: The folder that holds this package (the repository root for an editable install).
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Command line: python -m grading {grade,handout} ..."""
+"""Command line: python -m grading {grade,workbooks,handout} ..."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="processes per submission (default 256)")
     g.add_argument("--source", type=Path, default=SOLUTIONS, help="the assignments' source "
                    "notebooks, <source>/<assignment>/exercises.ipynb (default: solutions/)")
+    w = sub.add_parser("workbooks", help="generate the student workbooks from the solutions")
+    w.add_argument("--check", action="store_true", help="only say whether the committed "
+                   "workbooks are up to date (exit 1 if not)")
+    w.add_argument("--out", type=Path, help="write into this folder instead of notebooks/")
     h = sub.add_parser("handout", help="build what students get: no solutions, no hidden tests")
     h.add_argument("--out", type=Path, default=Path("handout"), help="folder to create")
     args = parser.parse_args(argv)
@@ -41,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"graded {len(results)} submissions into {args.course}: grades.csv, feedback/; "
               f"{len(failed)} could not run (scored 0)")
         return 0
+    if args.command == "workbooks":
+        from grading.workbooks import main as workbooks
+
+        return workbooks(args.check, args.out)
     from grading.handout import build
 
     out = build(args.out)

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions"
 WORKBOOKS = REPO / "notebooks"
 COURSE = REPO / "course"
-ASSIGNMENTS = ("mxnet", "pytorch", "tensorflow", "jax")
 NOTEBOOK = "exercises"
 
 # Limits for untrusted code (per cell): seconds, and bytes of output kept; memory and process
 # limits are in grading.sandbox.
 CELL_TIMEOUT = 60
 OUTPUT_LIMIT = 1_000_000
+
+
+def put_alembic_on_path() -> None:
+    """nbgrader runs `alembic` (its database migrations) from PATH: use this environment's."""
+    bin_dir = str(Path(sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
 def configure(c, root: Path, *, source: Path = SOLUTIONS) -> None:

@@ -25,7 +25,8 @@ from html import escape
 from pathlib import Path
 
 from grading import checks, sandbox
-from grading.course import CELL_TIMEOUT, NOTEBOOK, OUTPUT_LIMIT, SOLUTIONS, configure, points
+from grading.course import (CELL_TIMEOUT, NOTEBOOK, OUTPUT_LIMIT, SOLUTIONS, configure, points,
+                            put_alembic_on_path)
 from grading.submission import (Graded, SubmissionError, grade_one, kernel_env, references,
                                 thread_env)
 from grading.submission import ReferenceError as ReferenceError_
@@ -59,11 +60,6 @@ def find_submissions(folder: Path, source: Path = SOLUTIONS
     return found, problems
 
 
-def _path_env() -> None:
-    # nbgrader runs `alembic` (its schema migrations) from PATH: use this environment's.
-    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
-
-
 def prepare_course(course: Path, assignments: set[str], students: set[str],
                    source: Path = SOLUTIONS) -> None:
     """Create or update the course gradebook: the assignments (from the solutions) and students."""
@@ -72,7 +68,7 @@ def prepare_course(course: Path, assignments: set[str], students: set[str],
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
 
-    _path_env()
+    put_alembic_on_path()
     course.mkdir(parents=True, exist_ok=True)
     c = Config()
     configure(c, root=course, source=source)

@@ -3,22 +3,21 @@
 Nothing from solutions/, tests/ or grading/ is included, and every file is checked before the
 handout is written: no notebook may contain a solution region, a hidden-test region or an
 output, and every student workbook must equal what nbgrader generates from the solutions
-(scripts/build_workbooks.py --check).
+(``python -m grading workbooks --check``).
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from grading.course import REPO
+from grading.workbooks import stale
 
 # What a student needs to run the workbook, as it is in this repository.
 INCLUDE = ["README.md", "Makefile", "pyproject.toml", "conftest.py", "requirements.in",
-           "requirements.lock", "environment.yml", "scripts/install_kernel.py",
+           "requirements.lock", "environment.yml",
            "tests/sanitize.cfg", "d2l_utils", "notebooks"]
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
@@ -43,13 +42,13 @@ def check(folder: Path) -> list[str]:
 
 
 def build(out: Path) -> Path:
-    stale = subprocess.run([sys.executable, str(REPO / "scripts" / "build_workbooks.py"), "--check"],
-                           capture_output=True, text=True)
-    if stale.returncode != 0:
-        raise SystemExit(f"student workbooks are out of date:\n{stale.stdout}{stale.stderr}")
     out = out.resolve()
     if out.exists():
         raise SystemExit(f"{out}: already exists; remove it or choose another --out")
+    old = stale()
+    if old:
+        raise SystemExit("student workbooks are out of date (run `make workbooks`): "
+                         + ", ".join(map(str, old)))
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         stage = Path(tmp) / out.name

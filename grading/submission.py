@@ -236,8 +236,7 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
     n_cells = sum(c.cell_type == "code" for c in nb.cells) + len(graded_ids)
     limit = n_cells * (timeout + 10) + 180
     # The runner is ours (trusted): it runs outside the sandbox and starts the kernel inside.
-    runner_env = (dict(env, PYTHONPATH=str(Path(grading.__file__).parent.parent)) if sandboxed
-                  else dict(os.environ, **kenv))
+    runner_env = env if sandboxed else dict(os.environ, **kenv)
     t0 = time.monotonic()
     outcome = _run_runner(work / "job.json", work / "runner.log", runner_env, str(work), limit)
     t1 = time.monotonic()

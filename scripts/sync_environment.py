@@ -25,7 +25,7 @@ def render() -> str:
         "# Generated from requirements.lock by scripts/sync_environment.py: do not edit.",
         "# conda env create -f environment.yml && conda activate d2l-io",
         "# then: pip install --no-deps d2l==1.0.3 && pip install --no-deps -e .",
-        "#       python scripts/install_kernel.py --sys-prefix",
+        "#       python -m d2l_utils.kernel --sys-prefix",
         "name: d2l-io",
         "channels:",
         "  - conda-forge",

@@ -8,21 +8,14 @@ output is compared with a fresh run. Outputs are made deterministic in the noteb
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-FRAMEWORKS = ("mxnet", "pytorch", "tensorflow", "jax")
-# The module each framework's notebooks import, as it appears in sys.modules.
-FRAMEWORK_MODULES = {"mxnet": "mxnet", "pytorch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
-# The environment of the "d2l-io" kernel (scripts/install_kernel.py); subprocesses that run
-# notebook code get the same one.
-sys.path.insert(0, str(ROOT / "scripts"))
-from install_kernel import ENV as KERNEL_ENV  # noqa: E402
+from d2l_utils import FRAMEWORK_MODULES, FRAMEWORKS  # noqa: F401 (the tests import them from here)
+from d2l_utils.kernel import ENV as KERNEL_ENV  # subprocesses running notebook code get it too
 
-sys.path.pop(0)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def committed_notebooks() -> list[Path]:

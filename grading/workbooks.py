@@ -1,8 +1,8 @@
 """Generate the student workbooks from the solutions with nbgrader.
 
-    python scripts/build_workbooks.py            # write notebooks/<framework>/exercises.{ipynb,py}
-    python scripts/build_workbooks.py --check    # exit 1 if the committed workbooks are stale
-    python scripts/build_workbooks.py --out DIR  # write DIR/<framework>/exercises.{ipynb,py}
+    python -m grading workbooks            # write notebooks/<framework>/exercises.{ipynb,py}
+    python -m grading workbooks --check    # exit 1 if the committed workbooks are stale
+    python -m grading workbooks --out DIR  # write DIR/<framework>/exercises.{ipynb,py}
 
 `solutions/<framework>/exercises.ipynb` is the single source (nbgrader's "source" notebook).
 nbgrader's generate_assignment replaces every `### BEGIN SOLUTION` ... `### END SOLUTION` region
@@ -12,23 +12,20 @@ student workbook (nbgrader's "release"). Its py:percent twin is then written by 
 Only the .ipynb is handed to nbgrader, in a temporary course folder: nbgrader copies every other
 file of an assignment folder into the release as is, and the solutions' .py twins hold the
 solutions in plain text. Nobody edits a student workbook by hand; tests/test_workbooks.py fails
-when a committed workbook differs from what this script generates.
+when a committed workbook differs from what this module generates.
 """
 
 from __future__ import annotations
 
-import argparse
 import filecmp
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FRAMEWORKS = ("mxnet", "pytorch", "tensorflow", "jax")
-NOTEBOOK = "exercises"
+from d2l_utils import FRAMEWORKS
+from grading.course import NOTEBOOK, REPO as ROOT, put_alembic_on_path
 
 
 def generate(frameworks: list[str], out_base: Path) -> list[Path]:
@@ -37,8 +34,7 @@ def generate(frameworks: list[str], out_base: Path) -> list[Path]:
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
 
-    # nbgrader runs `alembic` (its database migrations) from PATH: use this environment's.
-    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    put_alembic_on_path()
     written = []
     with tempfile.TemporaryDirectory() as tmp:
         course = Path(tmp)
@@ -74,25 +70,25 @@ def frameworks_with_solutions() -> list[str]:
     return [fw for fw in FRAMEWORKS if (ROOT / "solutions" / fw / f"{NOTEBOOK}.ipynb").exists()]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with the committed workbooks")
-    parser.add_argument("--out", type=Path, help="write into this folder instead of notebooks/")
-    args = parser.parse_args()
-    stale = []
+def stale() -> list[Path]:
+    """The committed workbooks (and twins) that differ from what nbgrader generates now."""
+    found = []
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) if args.check else (args.out or ROOT / "notebooks")
-        for path in generate(frameworks_with_solutions(), base):
+        for path in generate(frameworks_with_solutions(), Path(tmp)):
             committed = ROOT / "notebooks" / path.parent.name / path.name
-            if args.check and not (committed.exists() and filecmp.cmp(path, committed, shallow=False)):
-                stale.append(committed.relative_to(ROOT))
-            elif not args.check:
-                print(f"wrote {path}")
-    if stale:
-        print("stale student workbooks (run `make workbooks`):", *stale, sep="\n  ")
-        return 1
+            if not (committed.exists() and filecmp.cmp(path, committed, shallow=False)):
+                found.append(committed.relative_to(ROOT))
+    return found
+
+
+def main(check: bool, out: Path | None) -> int:
+    if check:
+        old = stale()
+        if old:
+            print("stale student workbooks (run `make workbooks`):", *old, sep="\n  ")
+            return 1
+        print("the student workbooks are up to date")
+        return 0
+    for path in generate(frameworks_with_solutions(), out or ROOT / "notebooks"):
+        print(f"wrote {path}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

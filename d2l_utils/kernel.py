@@ -11,7 +11,7 @@ otherwise show up in cell outputs and differ between machines):
   without them every run gives the same numbers.
 - JAX_PLATFORMS=cpu: JAX looks for no accelerator, and so does not warn that none is there.
 
-Usage: python scripts/install_kernel.py [--sys-prefix | --user]
+Usage: python -m d2l_utils.kernel [--sys-prefix | --user]
 """
 
 import argparse
