@@ -1,6 +1,6 @@
 """The exercises' MXNet models (see d2l_utils.mxnet, which re-exports them)."""
 
-import d2l_utils.mxnet  # noqa: F401  (restores numpy.bool before mxnet and d2l load)
+import d2l_utils._numpy_bool  # noqa: F401  (before mxnet and d2l load)
 from d2l import mxnet as _d2l  # noqa: E402
 from mxnet.gluon import nn as _nn  # noqa: E402
 

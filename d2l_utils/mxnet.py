@@ -2,16 +2,13 @@
 
 MXNet 1.9.1 (2022) is the last release of a retired project. It still uses ``numpy.bool``,
 an alias NumPy 1.24 removed, so ``import mxnet`` fails on current NumPy 1.x with
-``AttributeError: module 'numpy' has no attribute 'bool'``. This module is the one place
-that restores the alias: import ``d2l_utils.mxnet`` before (or instead of) ``mxnet``.
-``numpy.bool_`` is exactly the type the old alias named, so nothing else changes.
+``AttributeError: module 'numpy' has no attribute 'bool'``. This module restores the alias
+(through ``d2l_utils._numpy_bool``): import ``d2l_utils.mxnet`` before (or instead of)
+``mxnet``. ``numpy.bool_`` is exactly the type the old alias named, so nothing else changes.
 NumPy 2 breaks MXNet in further ways; the workbook pins NumPy below 2.
 """
 
-import numpy as _numpy
-
-if "bool" not in vars(_numpy):  # removed in NumPy 1.24 (NumPy 2 has a new numpy.bool)
-    _numpy.bool = _numpy.bool_
+import d2l_utils._numpy_bool  # noqa: F401  (before mxnet)
 
 import mxnet  # noqa: E402  (must come after the alias)
 from mxnet import np, npx  # noqa: E402,F401

@@ -2,7 +2,7 @@
 
 Notebooks are collected by nbval in strict mode (``--nbval``, see pyproject.toml): every stored
 output is compared with a fresh run. Outputs are made deterministic in the notebooks themselves
-(seeds, shapes instead of addresses); ``sanitize.cfg`` handles only what truly varies.
+(seeds, shapes instead of addresses), so no output needs a sanitizer.
 """
 
 from __future__ import annotations
