@@ -158,9 +158,9 @@ Y_clone == Y
 #
 # 1. Even if there is no need to deploy trained models to a different device, what are the
 #    practical benefits of storing model parameters?
-# 2. Assume that we want to reuse only parts of a network to be incorporated into a network of
-#    a different architecture. How would you go about using, say the first two layers from a
-#    previous network in a new network?
+# 2. Assume that we want to reuse only parts of a network to be incorporated into a network
+#    having a different architecture. How would you go about using, say the first two layers
+#    from a previous network in a new network?
 # 3. How would you go about saving the network architecture and parameters? What restrictions
 #    would you impose on the architecture?
 #

@@ -173,7 +173,6 @@ print(f"retrain {EPOCHS} epochs: {retrain_s * 1e3:.1f} ms, load: {load_s * 1e3:.
 # **Reproducibility and sharing**: the loaded clone gives exactly the original's outputs.
 
 # %%
-print("loading is faster than retraining:", load_s < retrain_s)
 print("the clone gives the original's outputs:", np.array_equal(clone(X).numpy(), model(X).numpy()))
 
 # %% [markdown]
@@ -358,7 +357,7 @@ assert np.allclose(np.load(os.path.join(t_dir, "out.npy")), t_model(X[:8]).numpy
 try:
     model.save("mulmlp.keras")
 except NotImplementedError as err:
-    print("NotImplementedError:", "get_config" in str(err))
+    print("NotImplementedError:", " ".join(str(err).split()).split(". ")[0])
 
 
 @keras.saving.register_keras_serializable(package="workbook")
@@ -387,7 +386,7 @@ fresh_model = d2l.MulMLP(**HPARAMS)
 try:
     fresh_model.save_weights("unbuilt.weights.h5")
 except ValueError as err:
-    print("ValueError:", "built" in str(err) or "variables" in str(err))
+    print("ValueError:", " ".join(str(err).split()).split(". ")[0])
 print("weights of the unbuilt model:", len(fresh_model.weights))
 
 # %% [markdown]
@@ -419,7 +418,7 @@ lam.save("lambda.keras")
 try:
     keras.models.load_model("lambda.keras")
 except ValueError as err:
-    print("ValueError:", "safe_mode" in str(err))
+    print("ValueError:", " ".join(str(err).split()).split(". ")[0])
 
 # %% [markdown]
 # **Restriction 5, versions.** The file says which Keras wrote it:

@@ -191,7 +191,6 @@ print(f"retrain {EPOCHS} epochs: {retrain_s * 1e3:.1f} ms, load: {load_s * 1e3:.
 # **Reproducibility and sharing**: the loaded clone gives exactly the original's outputs.
 
 # %%
-print("loading is faster than retraining:", load_s < retrain_s)
 print("the clone gives the same outputs:", bool((clone(X) == model(X)).all()))
 
 # %% [markdown]
