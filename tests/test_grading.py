@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FRAMEWORKS, ROOT
+from grading.course import put_alembic_on_path
 
 FIXTURES = ROOT / "tests" / "fixtures"
 HOSTILE = json.loads((FIXTURES / "hostile" / "manifest.json").read_text())
@@ -199,7 +200,7 @@ def test_regrading_replaces_the_grade(root_class):
     assert _scores(base / "course")[(first["student"], "selftest")] == 0.0
     from nbgrader.api import Gradebook
 
-    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]
+    put_alembic_on_path()
     with Gradebook(f"sqlite:///{base / 'course' / 'gradebook.db'}") as gb:
         assert len([s for s in gb.assignment_submissions("selftest")
                     if s.student.id == first["student"]]) == 1

@@ -2,7 +2,6 @@
 loads into every other framework with the same outputs (each framework in its own process,
 importing only that framework)."""
 
-import functools
 import json
 import subprocess
 import sys
@@ -33,23 +32,20 @@ X = np.random.default_rng(0).standard_normal((5, 20)).astype(np.float32)
 
 
 def _run(fw, body, tmp_path, env, seed=0):
+    """Run `body` in a fresh interpreter after `fw`'s set-up. It first imports the framework
+    alone and keeps in BARE the framework modules that brought in (TensorFlow imports JAX when
+    it is installed; see tests/test_walkthrough_imports.py)."""
     setup, forward, save, load = BUILD[fw]
-    code = (HEAD + setup.replace("SEED", str(seed)) + f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+    module = "d2l_utils.mxnet" if fw == "mxnet" else FRAMEWORK_MODULES[fw]
+    bare = (f"import {module}\n"
+            f"BARE = sorted(m for m in {sorted(FRAMEWORK_MODULES.values())!r} if m in sys.modules)\n")
+    code = (HEAD + bare + setup.replace("SEED", str(seed))
+            + f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
             + body.format(forward=forward, save=save, load=load))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
-
-
-@functools.cache
-def _bare_import(fw):
-    """Framework modules a bare `import <framework>` loads by itself (TensorFlow imports JAX
-    when it is installed; see tests/test_walkthrough_imports.py)."""
-    module = "d2l_utils.mxnet" if fw == "mxnet" else FRAMEWORK_MODULES[fw]
-    code = f"import sys, {module}; print(sorted(m for m in {sorted(FRAMEWORK_MODULES.values())!r} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().replace("'", '"'))
 
 
 def _numpy_forward(layers, x):
@@ -80,9 +76,10 @@ def test_layouts_against_numpy_and_refusal(framework, tmp_path, notebook_env):
             "print(np.array_equal(before, {forward}))\n"
             f"P = {str(own)!r}\n{{save}}\nnp.save({str(tmp_path / 'own.npy')!r}, {{forward}})\n"
             f"P = {str(given)!r}\n{{load}}\nnp.save({str(tmp_path / 'given.npy')!r}, {{forward}})\n"
-            f"print(json.dumps(sorted(m for m in {sorted(FRAMEWORK_MODULES.values())!r} if m in sys.modules)))\n")
+            f"print(json.dumps(sorted(m for m in {sorted(FRAMEWORK_MODULES.values())!r} if m in sys.modules)))\n"
+            "print(json.dumps(BARE))\n")
     out = _run(framework, body, tmp_path, notebook_env).strip().splitlines()
-    problem, unchanged, modules = json.loads(out[-3]), out[-2], json.loads(out[-1])
+    problem, unchanged, modules, bare = json.loads(out[-4]), out[-3], json.loads(out[-2]), json.loads(out[-1])
     assert "missing tensors ['dense2.bias', 'dense2.weight']" in problem
     assert "dense1.weight has shape (3, 16), expected (8, 16)" in problem
     assert unchanged == "True"
@@ -90,4 +87,4 @@ def test_layouts_against_numpy_and_refusal(framework, tmp_path, notebook_env):
     own_layers, meta = load_layers(own, [(16, 20), (8, 16), (3, 8)])
     assert meta["framework"] == framework and meta["layers"] == "3"
     np.testing.assert_allclose(np.load(tmp_path / "own.npy"), _numpy_forward(own_layers, X), atol=1e-4, rtol=1e-5)
-    assert modules == _bare_import(framework)
+    assert modules == bare
