@@ -65,7 +65,7 @@ ROWS = {
     "keras": "Keras .weights.h5",
     "mxnet": "MXNet save/load_parameters",
 }
-FRAMEWORKS = ("torch", "orbax", "keras", "mxnet")  # the native formats d2l_utils should beat
+NATIVE = ("torch", "orbax", "keras", "mxnet")  # the frameworks' own formats d2l_utils should beat
 COLUMNS = ("save", "load", "partial")
 
 Params = dict[str, np.ndarray]
@@ -440,8 +440,8 @@ def goals(result: Result) -> list[tuple[str, bool | None, str]]:
         wins, notes = [], []
         for mb, column in ((mb, c) for mb in big for c in ("save", "load")):
             ours = get(mb, "d2l", column)
-            theirs = {fw: s for fw in FRAMEWORKS if (s := get(mb, fw, column)) is not None}
-            missing = [fw for fw in FRAMEWORKS if fw not in theirs] + ["d2l"] * (ours is None)
+            theirs = {fw: s for fw in NATIVE if (s := get(mb, fw, column)) is not None}
+            missing = [fw for fw in NATIVE if fw not in theirs] + ["d2l"] * (ours is None)
             if missing:
                 wins.append(None)
                 notes.append(f"{mb} MB {column}: {', '.join(missing)} missing (error)")

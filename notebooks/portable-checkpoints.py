@@ -140,7 +140,7 @@ def load(fw, m, path):
     return m
 
 
-FRAMEWORKS = ["pytorch", "tensorflow", "mxnet", "jax"]
+FRAMEWORKS = d2l_utils.FRAMEWORKS  # ("mxnet", "pytorch", "tensorflow", "jax")
 
 # %% [markdown]
 # Train in PyTorch, save, and look inside the file: names, shapes and dtypes, and a little
