@@ -60,8 +60,8 @@ def test_workbook_has_no_solution_text(framework):
 @pytest.mark.parametrize("framework", SOLVED)
 def test_ten_points_in_tests_only(framework):
     """Autograded cells carry 10 points; prose answers are read by the instructor (0 points).
-    tests/test_grading.py autogrades every solution (full marks) and every untouched workbook
-    (zero) with nbgrader."""
+    tests/test_grading_fair.py grades other correct answers to every assignment (full marks)
+    and partial ones (partial marks)."""
     solution = nbformat.read(ROOT / "solutions" / framework / "exercises.ipynb", as_version=4)
     graded = [c.metadata.nbgrader for c in solution.cells
               if c.metadata.get("nbgrader", {}).get("grade")]
