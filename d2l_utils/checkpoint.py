@@ -315,9 +315,9 @@ def _diagnose(fd: int, size: int, err: Exception) -> str:
     return f"not a valid safetensors file: {problem}"
 
 
-def _checksums(path: Path, header: dict, metadata: dict) -> dict | None:
+def _checksums(path: Path, header: dict, metadata: dict, checked: dict) -> dict | None:
     """The file's per-tensor digests (None: it has none), checked to cover exactly its tensors
-    and to match its metadata."""
+    and to match its metadata (``checked``: the metadata without the digests)."""
     if CHECKSUM_KEY not in metadata:
         return None
     try:
@@ -331,7 +331,7 @@ def _checksums(path: Path, header: dict, metadata: dict) -> dict | None:
     if set(digests) != set(header) | {"__metadata__"}:
         raise CheckpointError(path, f"corrupted: its {CHECKSUM_KEY} checksum lists other tensors "
                                     "than its header")
-    if digests["__metadata__"] != _meta_digest({k: v for k, v in metadata.items() if k != CHECKSUM_KEY}):
+    if digests["__metadata__"] != _meta_digest(checked):
         raise CheckpointError(path, "corrupted: the metadata does not match its checksum")
     return digests
 
@@ -354,7 +354,7 @@ def load_tensors(path, expected: Mapping[str, tuple] | None = None, *,
     try:
         header, metadata, start, size = _read_header(path, fd)
         checked = {k: v for k, v in metadata.items() if k != CHECKSUM_KEY}
-        digests = _checksums(path, header, metadata)
+        digests = _checksums(path, header, metadata, checked)
         wanted = _select(path, header, names)
         reader = _map if mmap else _read
         try:
@@ -443,15 +443,16 @@ def _read(fd: int, header: dict, wanted: list[str], start: int, size: int, diges
         if digest:
             hash_ready(total, pool)  # empty tensors, which no read reaches
         digests = {name: future.result() for name, future in computed.items()}
-    out = {}
-    for name in wanted:
-        entry = header[name]
-        dtype = DTYPES[entry["dtype"]]
-        array = buf[at[name]:at[name] + nbytes[name]]
-        if at[name] % dtype.alignment:  # a writer that did not align: copy this one
-            array = array.copy()
-        out[name] = array.view(dtype).reshape(entry["shape"])
-    return out, digests
+    return {name: _array(buf[at[name]:at[name] + nbytes[name]], at[name], header[name])
+            for name in wanted}, digests
+
+
+def _array(data: np.ndarray, offset: int, entry: dict) -> np.ndarray:
+    """The tensor whose bytes are ``data`` (found at ``offset`` in an aligned buffer)."""
+    dtype = DTYPES[entry["dtype"]]
+    if offset % dtype.alignment:  # a writer that did not align: copy this one
+        data = data.copy()
+    return data.view(dtype).reshape(entry["shape"])
 
 
 class _Inline:
@@ -478,13 +479,10 @@ def _map(fd: int, header: dict, wanted: list[str], start: int, size: int, digest
     for name in wanted:
         entry = header[name]
         lo, hi = entry["data_offsets"]
-        dtype = DTYPES[entry["dtype"]]
         view = whole[start + lo:start + hi]
         if digest:
             computed[name] = _digest(name, entry["dtype"], entry["shape"], view)
-        if (start + lo) % dtype.alignment:  # a writer that did not align: copy this one
-            view = view.copy()
-        out[name] = view.view(dtype).reshape(entry["shape"])
+        out[name] = _array(view, start + lo, entry)
     return out, computed
 
 

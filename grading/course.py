@@ -6,7 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions"
 WORKBOOKS = REPO / "notebooks"
