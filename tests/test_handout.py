@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import ROOT
+from conftest import FRAMEWORKS, ROOT
 from grading.__main__ import main
 
 
@@ -11,7 +11,7 @@ def test_handout_has_workbooks_and_no_solutions(tmp_path, capsys):
     assert main(["handout", "--out", str(out)]) == 0
     assert f"wrote the student handout to {out}" in capsys.readouterr().out
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    for fw in ("mxnet", "pytorch", "tensorflow", "jax"):
+    for fw in FRAMEWORKS:
         assert f"notebooks/{fw}/exercises.ipynb" in files
         assert f"notebooks/{fw}/read-write.ipynb" in files
     assert {"README.md", "environment.yml", "requirements.lock", "d2l_utils/__init__.py"} <= files

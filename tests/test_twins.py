@@ -8,7 +8,7 @@ import jupytext
 import nbformat
 import pytest
 
-from conftest import ROOT, committed_notebooks
+from conftest import FRAMEWORKS, ROOT, committed_notebooks
 
 NOTEBOOKS = committed_notebooks()
 
@@ -19,7 +19,7 @@ def _cells(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
 
 def test_there_are_notebooks():
     walkthroughs = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS}
-    for fw in ("mxnet", "pytorch", "tensorflow", "jax"):
+    for fw in FRAMEWORKS:
         assert f"notebooks/{fw}/read-write.ipynb" in walkthroughs
 
 
