@@ -1,37 +1,16 @@
 # Two commands for everyone: `make lab` opens the workbook, `make test` runs every test.
-# Both set up .venv first; set-up reruns only when requirements.lock, pyproject.toml or the
-# kernel installer is newer than the last install, so a repeat run skips it in well under a second.
-SHELL := /bin/bash
-PYTHON ?= python3.11
-VENV := .venv
-BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Both set up .venv first (setup.mk, which the student handout's Makefile shares).
+include setup.mk
+
 # pytest-xdist workers; every test and notebook is independent.
 JOBS ?= 2
 
-.PHONY: setup lab test lock sync execute workbooks grade handout clean
+.PHONY: lab-instructor test lock sync execute workbooks grade handout clean
 
-setup: $(STAMP)
-
-# uv installs the lock's ~4 GB of wheels in well under a minute (pip takes over three).
-# --compile-bytecode: every import after set-up reads compiled bytecode. Without it each new
-# process compiles the frameworks' sources again wherever it cannot write __pycache__: the
-# grading sandboxes see the environment read-only, so every graded kernel would.
-UV_VERSION := 0.13.9
-UV := $(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps
-
-$(STAMP): requirements.lock pyproject.toml d2l_utils/kernel.py
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) 2>/dev/null \
-	  || $(BIN)/python -m pip install --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) --compile-bytecode -r requirements.lock
-	$(UV) --no-build-isolation -e .
-	$(BIN)/python -m d2l_utils.kernel --sys-prefix
-	@touch $(STAMP)
-
-# --allow-root only where it is needed (containers, CI machines that run as root).
-lab: setup
-	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+# Instructors: JupyterLab as `make lab` opens it, with nbgrader's tools (Formgrader, Create
+# Assignment, Validate) shown.
+lab-instructor: setup
+	$(BIN)/python -m d2l_utils.lab --instructor --ip=127.0.0.1 --no-browser $(LAB_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
@@ -46,7 +25,9 @@ sync: setup
 # Re-run each notebook from its twin, top to bottom in a fresh d2l-io kernel, and store the
 # outputs in the .ipynb: what `make test` then compares against. No execution timestamps are
 # recorded, cells keep their ids (--update) and each cell's printed text is stored as one
-# stream, however the kernel happened to flush it: only real changes show in a diff.
+# stream, however the kernel happened to flush it: only real changes show in a diff. Last,
+# the pair is written as JupyterLab's save writes it, so opening and saving it changes nothing.
+# `make execute SOURCES=solutions/pytorch/exercises.py` re-runs one notebook.
 execute: setup
 	@for py in $(SOURCES); do \
 	  echo "executing $$py"; \
@@ -55,7 +36,8 @@ execute: setup
 	    --ExecutePreprocessor.record_timing=False --ExecutePreprocessor.timeout=600 \
 	    --NotebookExporter.preprocessors=nbconvert.preprocessors.CoalesceStreamsPreprocessor \
 	    --CoalesceStreamsPreprocessor.enabled=True \
-	    "$${py%.py}.ipynb" || exit 1; \
+	    "$${py%.py}.ipynb" && \
+	  $(BIN)/python -m d2l_utils.lab --canonical "$${py%.py}.ipynb" || exit 1; \
 	done
 
 # Regenerate the student workbooks notebooks/<framework>/exercises.* from the solutions.

@@ -1,4 +1,4 @@
-"""Install the workbook's Jupyter kernel, "d2l-io", for the current Python.
+"""Install the workbook's Jupyter kernel, "d2l-io", and its JupyterLab settings.
 
 Every notebook names this kernel, so JupyterLab, nbval and nbgrader all run the same
 interpreter with the same environment. The environment variables below silence framework
@@ -10,6 +10,10 @@ otherwise show up in cell outputs and differ between machines):
   stderr at import and can change float results in the last bits with the thread count;
   without them every run gives the same numbers.
 - JAX_PLATFORMS=cpu: JAX looks for no accelerator, and so does not warn that none is there.
+
+With --sys-prefix (the default; what set-up runs) it also installs this environment's
+JupyterLab settings, SETTINGS below, as {sys.prefix}/share/jupyter/lab/settings/overrides.json:
+a user's own settings still win.
 
 Usage: python -m d2l_utils.kernel [--sys-prefix | --user]
 """
@@ -25,6 +29,15 @@ from jupyter_client.kernelspec import KernelSpecManager
 
 NAME = "d2l-io"
 ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "JAX_PLATFORMS": "cpu"}
+#: JupyterLab's defaults for this environment: a double-click opens a py:percent twin as the
+#: notebook it is (jupytext's viewer), and Markdown (README.md, START.md) rendered; JupyterLab
+#: fetches no news from the internet (the workbook uses no network).
+SETTINGS = {
+    "@jupyterlab/docmanager-extension:plugin": {
+        "defaultViewers": {"python": "Jupytext Notebook", "markdown": "Markdown Preview"},
+    },
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+}
 
 
 def main() -> None:
@@ -35,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     spec = {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (d2l Loading and Saving)",
+        "display_name": NAME,
         "language": "python",
         "env": ENV,
         "metadata": {"debugger": True},
@@ -49,6 +62,11 @@ def main() -> None:
             tmp, NAME, user=args.user, prefix=None if args.user else sys.prefix
         )
     print(f"installed kernel {NAME!r} in {dest}")
+    if not args.user:
+        settings = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
+        settings.mkdir(parents=True, exist_ok=True)
+        (settings / "overrides.json").write_text(json.dumps(SETTINGS, indent=1) + "\n")
+        print(f"installed JupyterLab settings in {settings / 'overrides.json'}")
 
 
 if __name__ == "__main__":

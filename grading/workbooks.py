@@ -7,7 +7,10 @@
 `solutions/<framework>/exercises.ipynb` is the single source (nbgrader's "source" notebook).
 nbgrader's generate_assignment replaces every `### BEGIN SOLUTION` ... `### END SOLUTION` region
 with a stub, removes hidden tests, clears outputs and locks the test cells; the result is the
-student workbook (nbgrader's "release"). Its py:percent twin is then written by jupytext.
+student workbook (nbgrader's "release"). Each answer cell then gets JupyterLab's
+`raises-exception` tag, so that *Run All* goes on past an exercise not answered yet, and the
+workbook and its py:percent twin are written exactly as saving them in JupyterLab writes them
+(d2l_utils.lab.canonical): opening and saving a workbook changes no byte.
 
 Only the .ipynb is handed to nbgrader, in a temporary course folder: nbgrader copies every other
 file of an assignment folder into the release as is, and the solutions' .py twins hold the
@@ -19,12 +22,13 @@ from __future__ import annotations
 
 import filecmp
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+import nbformat
+
 from d2l_utils import FRAMEWORKS
+from d2l_utils.lab import canonical
 from grading.course import NOTEBOOK, REPO as ROOT, put_alembic_on_path
 
 
@@ -52,18 +56,24 @@ def generate(frameworks: list[str], out_base: Path) -> list[Path]:
             if not result["success"] or not released.exists():
                 raise SystemExit(f"nbgrader failed on {source.relative_to(ROOT)}:\n{result['log']}")
             (out_base / fw).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(released, out_base / fw / source.name)
+            nb = nbformat.read(released, as_version=4)
+            tag_answers(nb)
+            nbformat.write(nb, out_base / fw / source.name)
             written.append(out_base / fw / source.name)
-    twins = [p.with_suffix(".py") for p in written]
-    subprocess.run(
-        # The same filters as pyproject.toml's [tool.jupytext], given explicitly because --check
-        # writes outside the repository, where that configuration is not found.
-        [sys.executable, "-m", "jupytext", "--quiet", "--to", "py:percent",
-         "--opt", "notebook_metadata_filter=-all", "--opt", "cell_metadata_filter=nbgrader,tags,-all",
-         *map(str, written)],
-        cwd=ROOT, check=True,
-    )
-    return written + twins
+    canonical(written)
+    return written + [p.with_suffix(".py") for p in written]
+
+
+def tag_answers(nb) -> None:
+    """Tag every answer code cell (a placeholder until the student answers) raises-exception:
+    JupyterLab's Run All then does not stop there. Later cells that need the answer still fail;
+    tests/test_workbooks.py checks that no cell of another exercise does."""
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("solution") and not meta.get("grade"):
+            tags = cell.metadata.setdefault("tags", [])
+            if "raises-exception" not in tags:
+                tags.append("raises-exception")
 
 
 def frameworks_with_solutions() -> list[str]:

@@ -98,7 +98,7 @@ def same_tree(a, b):
 # parameters of a run that never stopped. Hint: `ocp.StandardCheckpointer` saves a pytree;
 # restoring the exact structure takes an abstract target.
 
-# %% nbgrader={"cell_type": "code", "checksum": "4fe5a5ca02cc20f92dc8eb158ce0ee2e", "grade": false, "grade_id": "jax-ex1-resume", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "4fe5a5ca02cc20f92dc8eb158ce0ee2e", "grade": false, "grade_id": "jax-ex1-resume", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception"]
 # YOUR CODE HERE
 raise NotImplementedError()
 
@@ -178,7 +178,7 @@ print("the restored parameters give the same outputs:",
 # * `new_tx`: an optax optimizer that leaves the reused layer exactly as saved and trains
 #   every new layer.
 
-# %% nbgrader={"cell_type": "code", "checksum": "41436f2947e01c3df48848d055db300d", "grade": false, "grade_id": "jax-ex2-reuse", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "41436f2947e01c3df48848d055db300d", "grade": false, "grade_id": "jax-ex2-reuse", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception"]
 # YOUR CODE HERE
 raise NotImplementedError()
 
@@ -262,7 +262,7 @@ print("reused arrays now change:", any(
 # that in a process with only JAX, `jax.export.deserialize(path.read_bytes()).call(x2)`
 # returns `model.apply(params, x2)` for any `x2` of `x`'s shape and dtype.
 
-# %% nbgrader={"cell_type": "code", "checksum": "f1fcd7df051d027b10be0da1abd70c45", "grade": false, "grade_id": "jax-ex3-export", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "f1fcd7df051d027b10be0da1abd70c45", "grade": false, "grade_id": "jax-ex3-export", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception"]
 # YOUR CODE HERE
 raise NotImplementedError()
 

@@ -90,7 +90,7 @@ def same_parameters(a, b):
 #   generator) and returns the epoch. Training them on must end exactly as if training had never
 #   stopped.
 
-# %% nbgrader={"cell_type": "code", "checksum": "3a916da831ee8df727893508da76f67b", "grade": false, "grade_id": "mxnet-ex1-resume", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "3a916da831ee8df727893508da76f67b", "grade": false, "grade_id": "mxnet-ex1-resume", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception"]
 # YOUR CODE HERE
 raise NotImplementedError()
 
@@ -183,7 +183,7 @@ print("the clone gives the same outputs:", bool((clone(X) == model(X)).all()))
 # * The reused layers are frozen in the model itself: a `gluon.Trainer` over all of the returned
 #   block's `collect_params()` leaves them unchanged and trains the new layers.
 
-# %% nbgrader={"cell_type": "code", "checksum": "5ecfde33493a1e5173173ae9efa1ce44", "grade": false, "grade_id": "mxnet-ex2-reuse", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "5ecfde33493a1e5173173ae9efa1ce44", "grade": false, "grade_id": "mxnet-ex2-reuse", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception"]
 # YOUR CODE HERE
 raise NotImplementedError()
 
@@ -282,7 +282,7 @@ print("the reused weights now train:", not onp.array_equal(w0, frozen[0].data().
 #   code, `gluon.SymbolBlock.imports(path + "-symbol.json", ["data"], path + "-0000.params")`
 #   computes what `net` computes, for batches of any size.
 
-# %% nbgrader={"cell_type": "code", "checksum": "47a83937d9b71f7a7ae6566617f2769a", "grade": false, "grade_id": "mxnet-ex3-export", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "47a83937d9b71f7a7ae6566617f2769a", "grade": false, "grade_id": "mxnet-ex3-export", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception"]
 # YOUR CODE HERE
 raise NotImplementedError()
 

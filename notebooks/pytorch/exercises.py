@@ -92,7 +92,7 @@ def same_parameters(a, b):
 # perhaps in another process and after the folder was moved. Training them on must then end
 # exactly where a run that never stopped ends.
 
-# %% nbgrader={"cell_type": "code", "checksum": "b9338961ba4a3ddfcc613e108ecaa4eb", "grade": false, "grade_id": "pytorch-ex1-resume", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "b9338961ba4a3ddfcc613e108ecaa4eb", "grade": false, "grade_id": "pytorch-ex1-resume", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception"]
 # YOUR CODE HERE
 raise NotImplementedError()
 
@@ -206,7 +206,7 @@ print("fingerprint of the file = fingerprint of an untrained model:",
 # * `optimizer` is a `torch.optim` optimizer that trains the new layers only: the reused
 #   layers stay frozen.
 
-# %% nbgrader={"cell_type": "code", "checksum": "5bf88b43da74bb4de53e5776b714f023", "grade": false, "grade_id": "pytorch-ex2-reuse", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "5bf88b43da74bb4de53e5776b714f023", "grade": false, "grade_id": "pytorch-ex2-reuse", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception"]
 # YOUR CODE HERE
 raise NotImplementedError()
 
@@ -214,9 +214,9 @@ raise NotImplementedError()
 # Build the new model around the layers saved in `mlp.params`, for a new task with 3 classes.
 
 # %%
+y3 = y % 3  # the new task: 3 classes
 torch.manual_seed(2)
 new_model, optimizer = reuse_layers("mlp.params")
-y3 = y % 3  # the new task: 3 classes
 new_model
 
 # %% [markdown]
@@ -293,18 +293,20 @@ print("the reused layer moved:", all(not torch.equal(a, p) for a, p in zip(w0, f
 # the model's class, `torch.export.load(path).module()` must run that file: called on a
 # tensor of `example_input`'s shape and dtype, it returns what `model` returns.
 
-# %% nbgrader={"cell_type": "code", "checksum": "7b69b1676f460c92742e4ee3f6c88b10", "grade": false, "grade_id": "pytorch-ex3-export", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "7b69b1676f460c92742e4ee3f6c88b10", "grade": false, "grade_id": "pytorch-ex3-export", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception"]
 # YOUR CODE HERE
 raise NotImplementedError()
 
 # %% [markdown]
-# Export the trained `model` to `mlp.pt2`, and, for comparison, pickle the whole module with
-# `torch.save`.
+# For comparison, pickle the whole trained `model` with `torch.save`; then export it to
+# `mlp.pt2` with your function.
 
 # %%
 model.eval()
-export_model(model, X[:8], "mlp.pt2")
 torch.save(model, "mlp-pickled.pt")  # the whole module, pickled
+
+# %%
+export_model(model, X[:8], "mlp.pt2")
 print("mlp.pt2 written:", os.path.exists("mlp.pt2"))
 
 # %% [markdown]

@@ -98,7 +98,7 @@ def same_weights(a, b):
 # * Exactly: training the restored objects with `train` ends with the same weights as a run
 #   that never stopped.
 
-# %% nbgrader={"cell_type": "code", "checksum": "b31adebe01040ff5e1bdabc14a70d945", "grade": false, "grade_id": "tensorflow-ex1-resume", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "b31adebe01040ff5e1bdabc14a70d945", "grade": false, "grade_id": "tensorflow-ex1-resume", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception"]
 def save_checkpoint(path, model, optimizer, generator, epoch):
     # YOUR CODE HERE
     raise NotImplementedError()
@@ -198,7 +198,7 @@ print("the clone gives the original's outputs:", np.array_equal(clone(X).numpy()
 #   `trainable_variables`; the new layers' weights are.
 # * Return the model built (its weights exist).
 
-# %% nbgrader={"cell_type": "code", "checksum": "b8256e60def62374e072f7e19ba22108", "grade": false, "grade_id": "tensorflow-ex2-reuse", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "b8256e60def62374e072f7e19ba22108", "grade": false, "grade_id": "tensorflow-ex2-reuse", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception"]
 def reuse_layers(weights_path):
     # YOUR CODE HERE
     raise NotImplementedError()
@@ -301,7 +301,7 @@ print("reused weights moved:", [not np.array_equal(a, v.numpy()) for a, v in zip
 #   default `safe_mode=True`) loads the file, and the loaded model called on a batch of any size
 #   gives the outputs of `model`.
 
-# %% nbgrader={"cell_type": "code", "checksum": "e3f39b0bfba5440599aba5cb98035d9e", "grade": false, "grade_id": "tensorflow-ex3-save", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "e3f39b0bfba5440599aba5cb98035d9e", "grade": false, "grade_id": "tensorflow-ex3-save", "locked": false, "schema_version": 3, "solution": true, "task": false} tags=["raises-exception"]
 def export_model(model, example_input, path):
     # YOUR CODE HERE
     raise NotImplementedError()

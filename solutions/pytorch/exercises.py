@@ -266,9 +266,9 @@ def reuse_layers(path):
 # Build the new model around the layers saved in `mlp.params`, for a new task with 3 classes.
 
 # %%
+y3 = y % 3  # the new task: 3 classes
 torch.manual_seed(2)
 new_model, optimizer = reuse_layers("mlp.params")
-y3 = y % 3  # the new task: 3 classes
 new_model
 
 # %% [markdown]
@@ -374,13 +374,15 @@ def export_model(model, example_input, path):
 ### END SOLUTION
 
 # %% [markdown]
-# Export the trained `model` to `mlp.pt2`, and, for comparison, pickle the whole module with
-# `torch.save`.
+# For comparison, pickle the whole trained `model` with `torch.save`; then export it to
+# `mlp.pt2` with your function.
 
 # %%
 model.eval()
-export_model(model, X[:8], "mlp.pt2")
 torch.save(model, "mlp-pickled.pt")  # the whole module, pickled
+
+# %%
+export_model(model, X[:8], "mlp.pt2")
 print("mlp.pt2 written:", os.path.exists("mlp.pt2"))
 
 # %% [markdown]
