@@ -1,4 +1,5 @@
-"""Build what students get: the notebooks, d2l_utils, the environment files and the README.
+"""Build what students get: the notebooks, d2l_utils, the environment files, and a README and
+Makefile of their own (grading/handout_files/: only what works in the handout).
 
 Nothing from solutions/, tests/ or grading/ is included, and every file is checked before the
 handout is written: no notebook may contain a solution region, a hidden-test region or an
@@ -16,9 +17,10 @@ from grading.course import REPO
 from grading.workbooks import stale
 
 # What a student needs to run the workbook, as it is in this repository.
-INCLUDE = ["README.md", "Makefile", "pyproject.toml", "conftest.py", "requirements.in",
-           "requirements.lock", "environment.yml",
-           "d2l_utils", "notebooks"]
+INCLUDE = ["START.md", "setup.mk", "pyproject.toml", "requirements.in", "requirements.lock",
+           "environment.yml", ".gitignore", "d2l_utils", "notebooks"]
+# The handout's own README.md and Makefile.
+OWN = REPO / "grading" / "handout_files"
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 
@@ -59,6 +61,8 @@ def build(out: Path) -> Path:
                 shutil.copytree(src, dst, ignore=ignore)
             else:
                 shutil.copy2(src, dst)
+        for src in OWN.iterdir():
+            shutil.copy2(src, stage / src.name)
         problems = check(stage)
         if problems:
             raise SystemExit("refusing to write the handout:\n  " + "\n  ".join(problems))

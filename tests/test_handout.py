@@ -1,5 +1,10 @@
 """`python -m grading handout`: what students get holds no solution and no hidden test."""
 
+import re
+import subprocess
+import sys
+import zipfile
+
 import pytest
 
 from conftest import FRAMEWORKS, ROOT
@@ -14,7 +19,23 @@ def test_handout_has_workbooks_and_no_solutions(tmp_path, capsys):
     for fw in FRAMEWORKS:
         assert f"notebooks/{fw}/exercises.ipynb" in files
         assert f"notebooks/{fw}/read-write.ipynb" in files
-    assert {"README.md", "environment.yml", "requirements.lock", "d2l_utils/__init__.py"} <= files
+    assert {"README.md", "Makefile", "setup.mk", "START.md", "environment.yml",
+            "requirements.lock", "d2l_utils/__init__.py", "d2l_utils/lab.py"} <= files
+    # Its own README and Makefile: only what works there (set-up and JupyterLab).
+    assert (out / "README.md").read_text() == (ROOT / "grading/handout_files/README.md").read_text()
+    assert "work/<framework>/exercises.ipynb" in (out / "README.md").read_text()
+    targets = subprocess.run(["make", "-C", str(out), "-pRrq"], capture_output=True, text=True).stdout
+    rules = {line.split(":")[0] for line in targets.splitlines()
+             if re.match(r"^[a-z][\w-]*:", line) and not line.startswith(("#", "\t"))}
+    assert {"setup", "lab"} <= rules and not rules & {"test", "grade", "workbooks", "handout"}, rules
+    dry = subprocess.run(["make", "-C", str(out), "-n", "lab"], capture_output=True, text=True)
+    assert dry.returncode == 0 and "d2l_utils.lab" in dry.stdout, dry.stderr
+    # The package builds from the handout alone (it has no grading/).
+    wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                            "-q", "-w", str(tmp_path / "wheel"), str(out)], capture_output=True, text=True)
+    assert wheel.returncode == 0, wheel.stderr[-2000:]
+    names = zipfile.ZipFile(next((tmp_path / "wheel").glob("*.whl"))).namelist()
+    assert "d2l_utils/lab.py" in names and not any(n.startswith("grading/") for n in names)
     assert not any(f.startswith(("solutions/", "grading/", "course/")) for f in files)
     # The grading checks (what decides a score) are the hidden tests: every module has this line.
     marker = "from grading.checks import Check"
