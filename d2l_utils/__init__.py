@@ -8,7 +8,8 @@ submodule, which imports only that framework:
 - ``d2l_utils.tensorflow`` (TensorFlow / Keras 3)
 - ``d2l_utils.jax``        (JAX / Flax)
 
-``python -m d2l_utils.kernel`` installs the Jupyter kernel every notebook uses.
+``python -m d2l_utils.kernel`` installs the Jupyter kernel every notebook uses, and
+``python -m d2l_utils.lab`` opens the workbook in JupyterLab (``make lab``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,196 @@
+"""The workbook in a real browser: Chromium, driven by Playwright, on JupyterLab started as
+`make lab` starts it (python -m d2l_utils.lab), over a copy of this repository's files.
+
+nbval already executes every notebook; this covers what only a browser shows: the start page
+rendered, nbgrader's authoring tools hidden from students, a walkthrough run with Run All on
+the d2l-io kernel without an error, a .py twin opened by double-click as a notebook, and Save
+leaving git clean. JupyterLab virtualises cells that are off screen, so text is read with
+textContent, never innerText.
+
+Chromium is Debian's (`apt-get install chromium`): Playwright cannot download its own here.
+Without it these tests skip, saying so, except under CI=true, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+import pytest
+
+from conftest import ROOT
+
+CHROMIUM = os.environ.get("D2L_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+WALKTHROUGH = "notebooks/mxnet/read-write.ipynb"  # the quickest to run
+TWIN = "read-write.py"  # in notebooks/pytorch/
+
+if not CHROMIUM:
+    why = ("Chromium not found: install it (Debian: apt-get install chromium) or set "
+           "D2L_CHROMIUM to its path")
+    if os.environ.get("CI") == "true":
+        pytest.fail(why + " (CI=true: the browser tests must run)", pytrace=False)
+    pytest.skip(why, allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _git(cwd, *args) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                          check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab over a copy of the repository's files (tracked, or new and not ignored),
+    committed in a git repository of its own; yields (the URL it prints, the copy)."""
+    base = tmp_path_factory.mktemp("lab")
+    copy = base / "repo"
+    files = _git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    for rel in filter(None, files):
+        if (ROOT / rel).is_file():
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, copy / rel)
+    _git(copy, "init", "-q")
+    _git(copy, "add", "-A")
+    _git(copy, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy")
+    # Nothing of the user's own Jupyter set-up (settings, workspaces) takes part.
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(base / "config"),
+               JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+               JUPYTERLAB_SETTINGS_DIR=str(base / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
+               D2L_SCRATCH=str(base / "scratch"))
+    log = open(base / "lab.log", "w+")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "d2l_utils.lab", "--root", str(copy), "--ip=127.0.0.1",
+         "--no-browser", f"--port={port}", "--ServerApp.port_retries=0"],
+        cwd=copy, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, url = time.monotonic() + 60, None
+        while url is None:
+            assert proc.poll() is None and time.monotonic() < deadline, _tail(log)
+            time.sleep(0.1)
+            log.seek(0)
+            m = re.search(rf"(http://127\.0\.0\.1:{port}/lab\S*\?token=\w+)", log.read())
+            url = m and m.group(1)
+        urllib.request.urlopen(url, timeout=30).close()
+        yield url, copy
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def _tail(log) -> str:
+    log.seek(0)
+    return log.read()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    from playwright.sync_api import sync_playwright
+
+    before = {p.pid for p in psutil.process_iter()}
+    with sync_playwright() as pw:
+        args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium refuses root otherwise
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        ours = [p for p in psutil.process_iter(["name"]) if p.pid not in before
+                and "chrom" in (p.info["name"] or "")]
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            browser.close()
+            # Chromium outlives its driver unless killed: leave none of ours behind.
+            for p in ours:
+                if p.is_running():
+                    p.kill()
+
+
+def _notebook(page):
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+
+
+def _wait_for_kernel(page):
+    panel = _notebook(page)
+    panel.locator(".jp-KernelName", has_text="d2l-io").wait_for()
+    panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
+    return panel
+
+
+def _save(page, copy):
+    page.keyboard.press("Control+s")
+    page.locator(".jp-mod-current.jp-mod-dirty").wait_for(state="detached")
+    deadline = time.monotonic() + 10
+    while _git(copy, "status", "--porcelain") and time.monotonic() < deadline:
+        time.sleep(0.2)  # a change, if Save makes one, lands within this
+
+
+def test_start_page_then_run_all_then_save(lab, page):
+    url, copy = lab
+    page.goto(url)
+    # The start page, rendered; it links every walkthrough and each framework's exercises.
+    start = page.locator(".jp-RenderedMarkdown").first
+    start.locator("h1", has_text="Loading and Saving").wait_for()
+    links = start.locator("a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    # (JupyterLab resolves a relative link to the file's URL, and opens it in a tab on a click.)
+    for target in (WALKTHROUGH, "work/pytorch/exercises.ipynb"):
+        assert any(f"/files/{target}?" in link for link in links), (target, links)
+    # Students see none of nbgrader's authoring tools.
+    menus = page.locator(".lm-MenuBar-itemLabel").all_text_contents()
+    assert "Kernel" in menus and "Nbgrader" not in menus, menus
+    assert page.get_by_text("Create Assignment").count() == 0
+    kernels = urllib.request.urlopen(url.replace("/lab/tree/START.md", "/api/kernelspecs"))
+    assert b'"d2l-io"' in kernels.read()  # (and "python3" is not offered: test_lab checks the config)
+
+    start.locator("a", has_text=WALKTHROUGH).click()
+    panel = _wait_for_kernel(page)
+    assert panel.get_by_text("Validate").count() == 0
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
+    page.get_by_text("Run All Cells", exact=True).click()
+    page.wait_for_function(
+        """() => {
+            const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+            const prompts = [...nb.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
+            return prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
+        }""", timeout=120_000)
+    _wait_for_kernel(page)
+    text = panel.locator(".jp-Notebook").evaluate("e => e.textContent")
+    errors = panel.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
+    assert errors.count() == 0, errors.first.text_content()
+    assert "Traceback" not in text
+    # Saving the run notebook writes the outputs a fresh run gives: the committed ones.
+    _save(page, copy)
+    assert _git(copy, "status", "--porcelain") == ""
+
+
+def test_twin_opens_as_notebook_and_saves_clean(lab, page):
+    url, copy = lab
+    browser_listing = page.locator(".jp-DirListing-content")
+    page.locator(".jp-FileBrowser-crumbs .jp-BreadCrumbs-home").click()
+    for name in ("notebooks", "pytorch"):
+        browser_listing.locator(".jp-DirListing-item", has_text=re.compile(rf"^{name}")).first.dblclick()
+    browser_listing.get_by_text(TWIN, exact=True).dblclick()
+    tab = page.locator(".lm-TabBar-tab.jp-mod-current .lm-TabBar-tabLabel")
+    tab.filter(has_text=TWIN).wait_for()
+    panel = _wait_for_kernel(page)
+    assert panel.locator(".jp-Cell").count() > 10  # a notebook, not the text editor
+    assert page.locator(".jp-FileEditor:not(.lm-mod-hidden)").count() == 0
+    _save(page, copy)
+    assert _git(copy, "status", "--porcelain") == ""
