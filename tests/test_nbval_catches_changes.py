@@ -44,8 +44,14 @@ def test_a_stale_output_fails_with_this_configuration(tmp_path, notebook_env):
 @pytest.mark.parametrize("ipynb", committed_notebooks(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_exemption_says_why(ipynb):
     nb = nbformat.read(ipynb, as_version=4)
+    workbook = ipynb.stem == "exercises" and ipynb.parent.parent.name == "notebooks"
     for i, cell in enumerate(nb.cells):
-        assert not [t for t in cell.metadata.get("tags", []) if t.startswith(("nbval", "raises"))], (
+        tags = [t for t in cell.metadata.get("tags", []) if t.startswith(("nbval", "raises"))]
+        if workbook and cell.metadata.get("nbgrader", {}).get("solution"):
+            # Student workbooks are not run by nbval; there the tag lets JupyterLab's Run All go
+            # past an answer not written yet (grading.workbooks.tag_answers).
+            tags = [t for t in tags if t != "raises-exception"]
+        assert not tags, (
             f"{ipynb.relative_to(ROOT)} cell {i}: an nbval tag (use a marker comment with a reason)")
         lines = cell.source.splitlines()
         for j, line in enumerate(lines):
