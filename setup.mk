@@ -1,31 +1,46 @@
 # Set-up and JupyterLab, shared by this repository's Makefile and the student handout's.
-# Set-up reruns only when requirements.lock, pyproject.toml or the kernel installer is newer
-# than the last install, so a repeat run skips it in well under a second.
+# Set-up reruns only when a lock, pyproject.toml or the kernel installer is newer than the last
+# install, so a repeat run skips it in well under a second.
 SHELL := /bin/bash
 PYTHON ?= python3.11
+# Two environments (see README): d2l-io for PyTorch, TensorFlow and JAX on current releases,
+# and d2l-io-mxnet for MXNet 1.9.1, which needs NumPy 1.x and Python 3.11.
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MXNET_VENV := .venv-mxnet
+MXNET_STAMP := $(MXNET_VENV)/.installed
 
 .PHONY: setup lab
 
 setup: $(STAMP)
 
-# uv installs the lock's ~4 GB of wheels in well under a minute (pip takes over three).
+# uv (itself pinned in requirements.lock) installs each lock's wheels in well under a minute.
 # --compile-bytecode: every import after set-up reads compiled bytecode. Without it each new
 # process compiles the frameworks' sources again wherever it cannot write __pycache__: the
 # grading sandboxes see the environment read-only, so every graded kernel would.
-UV_VERSION := 0.13.9
-UV := $(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps
+# `uv pip sync` installs exactly the lock: it also removes what the lock no longer lists.
+UV_VERSION := $(shell sed -n 's/^uv==//p' requirements.lock)
+SYNC = $(BIN)/uv pip sync --quiet --compile-bytecode --python
+UV = $(BIN)/uv pip install --quiet --no-deps --python
 
-$(STAMP): requirements.lock pyproject.toml d2l_utils/kernel.py
+$(BIN)/uv:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) 2>/dev/null \
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) 2>/dev/null \
 	  || $(BIN)/python -m pip install --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) --compile-bytecode -r requirements.lock
-	$(UV) --no-build-isolation -e .
-	$(BIN)/python -m d2l_utils.kernel --sys-prefix
-	@touch $(STAMP)
+
+$(MXNET_STAMP): $(BIN)/uv requirements-mxnet.lock pyproject.toml
+	@test -x $(MXNET_VENV)/bin/python || $(PYTHON) -m venv $(MXNET_VENV)
+	$(SYNC) $(MXNET_VENV)/bin/python requirements-mxnet.lock
+	$(UV) $(MXNET_VENV)/bin/python --no-build-isolation -e .
+	@touch $@
+
+# The kernels: both are registered in .venv, whose JupyterLab, nbval and grader start them.
+$(STAMP): $(BIN)/uv requirements.lock pyproject.toml d2l_utils/kernel.py $(MXNET_STAMP)
+	$(SYNC) $(BIN)/python requirements.lock
+	$(UV) $(BIN)/python --no-build-isolation -e .
+	$(BIN)/python -m d2l_utils.kernel --sys-prefix --mxnet-python $(MXNET_VENV)/bin/python
+	@touch $@
 
 # JupyterLab on http://127.0.0.1:8888, opened on START.md, for students: nbgrader's authoring
 # tools hidden, exercise workbooks copied to work/ (see d2l_utils/lab.py). LAB_ARGS passes

@@ -2,7 +2,7 @@
 
     python -m d2l_utils.lab [--instructor] [JUPYTER LAB OPTIONS...]
 
-JupyterLab opens on ``START.md`` (rendered), with the one kernel every notebook names, and:
+JupyterLab opens on ``START.md`` (rendered), offering only the workbook's two kernels, and:
 
 - **Students work on copies.** The exercise workbooks ``notebooks/<framework>/exercises.*``
   are copied once to ``work/<framework>/`` (which git ignores; an existing copy is never
@@ -33,7 +33,7 @@ import tempfile
 from pathlib import Path
 
 from d2l_utils import FRAMEWORKS
-from d2l_utils.kernel import NAME as KERNEL
+from d2l_utils.kernel import KERNELS
 
 START = "START.md"
 #: The workbooks students work on copies of, relative to the folder JupyterLab serves.
@@ -129,8 +129,8 @@ def server_config(instructor: bool) -> dict:
             "contents_manager_class": "d2l_utils.lab.ContentsManager",
             "jpserver_extensions": {} if instructor else {name: False for name in NBGRADER_SERVER},
         },
-        # The one kernel every notebook names (not also the environment's "Python 3").
-        "KernelSpecManager": {"allowed_kernelspecs": [KERNEL]},
+        # The kernels the notebooks name (not also the environment's "Python 3").
+        "KernelSpecManager": {"allowed_kernelspecs": sorted(set(KERNELS.values()))},
     }
     return config
 

@@ -18,7 +18,8 @@ from grading.workbooks import stale
 
 # What a student needs to run the workbook, as it is in this repository.
 INCLUDE = ["START.md", "setup.mk", "pyproject.toml", "requirements.in", "requirements.lock",
-           "environment.yml", ".gitignore", "d2l_utils", "notebooks"]
+           "requirements-mxnet.in", "requirements-mxnet.lock", "environment.yml",
+           "environment-mxnet.yml", ".gitignore", "d2l_utils", "notebooks"]
 # The handout's own README.md and Makefile.
 OWN = REPO / "grading" / "handout_files"
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")

@@ -98,8 +98,9 @@ def plan(nb, exports: dict[str, str]) -> list[tuple[str, int | str]]:
 
 
 def kernel_manager(job: dict):
-    """The kernel's manager: the d2l-io kernel as installed (job["sandbox"] is None: authors'
-    local runs), or the same kernel inside the sandbox, reached over ipc sockets."""
+    """The kernel's manager: the assignment's kernel as installed (job["sandbox"] is None:
+    authors' local runs), or the same kernel (job["python"]) inside the sandbox, reached over
+    ipc sockets."""
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
 
@@ -136,7 +137,7 @@ def kernel_manager(job: dict):
     limits = Limits(box.memory, box.processes)
     runtime = Path(job["runtime"])
     runtime.mkdir(parents=True, exist_ok=True)
-    argv = limits.wrap(box.argv([sys.executable, "-m", "ipykernel_launcher", "-f",
+    argv = limits.wrap(box.argv([job["python"], "-m", "ipykernel_launcher", "-f",
                                  "{connection_file}"]))
     km = PinnedSockets(transport="ipc", ip=str(runtime / "k"),
                        connection_file=str(runtime / "kernel.json"))

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
@@ -26,10 +27,11 @@ import grading
 from grading import checks
 from grading.course import CELL_TIMEOUT, NOTEBOOK, OUTPUT_LIMIT
 from grading.sandbox import MEMORY_LIMIT, PROCESS_LIMIT, Sandbox
+from d2l_utils.kernel import KERNELS, NAME
+from d2l_utils.kernel import python as kernel_python
 
 MAX_SUBMISSION_BYTES = 50 * 2**20
 MAX_EXPORT_BYTES = 512 * 2**20
-KERNEL = "d2l-io"
 CHECK_LIMIT = 600  # seconds for the trusted checks of one submission
 
 
@@ -54,10 +56,26 @@ class Graded:
 
 
 def kernel_env() -> dict[str, str]:
-    """The d2l-io kernel's own variables (they silence framework log lines)."""
+    """The d2l-io kernel's own variables (they silence framework log lines; both kernels
+    have the same)."""
     from jupyter_client.kernelspec import KernelSpecManager
 
-    return dict(KernelSpecManager().get_kernel_spec(KERNEL).env)
+    return dict(KernelSpecManager().get_kernel_spec(NAME).env)
+
+
+def kernel(assignment: str) -> str:
+    """The kernel an assignment's notebook names: d2l-io-mxnet for MXNet, d2l-io otherwise."""
+    return KERNELS.get(assignment, NAME)
+
+
+@functools.cache
+def interpreter(assignment: str) -> tuple[str, list[str]]:
+    """The Python that runs an assignment's kernel and checks (its environment's), and the
+    folders it needs to see (the environment and the installation it was made from)."""
+    exe = kernel_python(kernel(assignment))
+    out = subprocess.run([exe, "-I", "-c", "import sys; print(sys.prefix); print(sys.base_prefix)"],
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    return exe, sorted({out[0], out[1], str(Path(out[0]).resolve())})
 
 
 def thread_env(threads: int) -> dict[str, str]:
@@ -130,11 +148,6 @@ class Plain:
 CODE = "/run/d2l-code"  # where the sandboxes see this grader's d2l_utils and grading
 
 
-def _python() -> list[str]:
-    """The Python installation (as given and as resolved: a venv may be a link)."""
-    return [sys.base_prefix, sys.prefix]
-
-
 def _code() -> dict[str, str]:
     """The grader's own d2l_utils and grading, wherever they are (a checkout in a home folder,
     an editable or a regular install), at CODE inside the sandboxes; PYTHONPATH=CODE makes
@@ -142,17 +155,18 @@ def _code() -> dict[str, str]:
     return {f"{CODE}/{m.__name__}": str(Path(m.__file__).parent) for m in (d2l_utils, grading)}
 
 
-def _trusted(command: list[str], *, ro: list[str], rw: list[str], env: dict[str, str], cwd: Path,
-             log: Path, sandboxed: bool, memory: int = MEMORY_LIMIT,
-             processes: int = PROCESS_LIMIT):
-    """Run one of the grader's own steps (references, checks) on files it does not trust:
-    in a sandbox that sees `ro` read-only and `rw` read-write, or plainly for grading.local."""
+def _trusted(command: list[str], assignment: str, *, ro: list[str], rw: list[str],
+             env: dict[str, str], cwd: Path, log: Path, sandboxed: bool,
+             memory: int = MEMORY_LIMIT, processes: int = PROCESS_LIMIT):
+    """Run one of the grader's own steps (references, checks) on files it does not trust, with
+    the assignment's Python: in a sandbox that sees `ro` read-only and `rw` read-write, or
+    plainly for grading.local."""
+    python, folders = interpreter(assignment)
     env = dict(env, PYTHONPATH=CODE) if sandboxed else dict(os.environ, **env)
-    runner = (Sandbox(ro=[*_python(), *ro], code=_code(), rw=rw, env=env, cwd=str(cwd),
+    runner = (Sandbox(ro=[*folders, *ro], code=_code(), rw=rw, env=env, cwd=str(cwd),
                       memory=memory, processes=processes)
               if sandboxed else Plain(env=env, cwd=str(cwd)))
-    return runner.run([sys.executable, "-m", "grading.check", *command], limit=CHECK_LIMIT,
-                      log=log)
+    return runner.run([python, "-m", "grading.check", *command], limit=CHECK_LIMIT, log=log)
 
 
 def _kernel_code() -> dict[str, str]:
@@ -192,7 +206,7 @@ def references(assignment: str, seed: int, out: Path, *, env: dict[str, str],
     home = out.parent / f"{out.name}-home"
     home.mkdir(exist_ok=True)
     log = out.parent / f"{out.name}.log"
-    outcome = _trusted(["reference", assignment, str(seed), str(out)], ro=[],
+    outcome = _trusted(["reference", assignment, str(seed), str(out)], assignment, ro=[],
                        rw=[str(out), str(home)], cwd=home, log=log, sandboxed=sandboxed,
                        env=dict(env, HOME=str(home), MPLCONFIGDIR=str(home / ".matplotlib")))
     if outcome.returncode != 0:
@@ -226,10 +240,11 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
                 MPLCONFIGDIR=str(home / ".matplotlib"), XDG_CACHE_HOME=str(home / ".cache"))
     job = {"notebook": str(sub / f"{NOTEBOOK}.ipynb"), "out_notebook": str(work / "executed.ipynb"),
            "log": str(work / "exports.json"), "exports_dir": str(exports), "exports": export_code,
-           "sealed_dir": str(sealed), "runtime": str(box / "runtime"), "kernel": KERNEL,
+           "sealed_dir": str(sealed), "runtime": str(box / "runtime"), "kernel": kernel(assignment),
            "pinned": str(work / "sockets"),
            "timeout": timeout, "output_limit": output_limit, "cwd": str(sub),
-           "sandbox": {"ro": _python(), "code": _kernel_code(), "rw": [str(box)],
+           "python": interpreter(assignment)[0],
+           "sandbox": {"ro": interpreter(assignment)[1], "code": _kernel_code(), "rw": [str(box)],
                        "env": dict(kenv, PYTHONPATH=CODE), "cwd": str(sub), "memory": memory,
                        "processes": processes} if sandboxed else None}
     (work / "job.json").write_text(json.dumps(job))
@@ -259,7 +274,7 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
     # The trusted checks: the sealed exports and the references, read-only; no student code.
     refs_ready()
     result_file = result_dir / "result.json"
-    check_out = _trusted(["check", assignment, str(sealed), str(refs), str(result_file)],
+    check_out = _trusted(["check", assignment, str(sealed), str(refs), str(result_file)], assignment,
                          ro=[str(sealed), str(refs)], rw=[str(result_dir)], cwd=result_dir,
                          log=result_dir / "check.log", sandboxed=sandboxed, memory=memory,
                          processes=processes,

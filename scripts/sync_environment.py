@@ -1,32 +1,47 @@
-"""Write environment.yml (the conda route) from requirements.lock (the pip route).
+"""Write the conda environment files from the locks (the pip route):
+environment.yml from requirements.lock (d2l-io) and environment-mxnet.yml from
+requirements-mxnet.lock (d2l-io-mxnet).
 
-Both routes must install exactly the same pins; tests/test_environment.py fails when the two
-files disagree. Run `make lock` (which calls this) or `python scripts/sync_environment.py`.
+Both routes must install exactly the same pins; tests/test_environment.py fails when they
+disagree. Run `make lock` (which calls this) or `python scripts/sync_environment.py`.
 
 conda cannot pass `--no-deps` to pip, and d2l==1.0.3 pins 2023 versions that conflict with the
-rest of the lock; so environment.yml lists every pin except d2l, and the README's conda
-instructions install d2l (and this repository's d2l_utils) with `--no-deps` afterwards.
+rest of a lock; so each file lists every pin except d2l, and its header (and the README's conda
+instructions) install d2l and this repository's d2l_utils with `--no-deps` afterwards.
 """
 
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_DEPS = {"d2l"}  # installed by hand with --no-deps (see README)
+#: conda file -> (lock, environment name, what to run after `conda env create`)
+ENVIRONMENTS = {
+    "environment.yml": ("requirements.lock", "d2l-io", [
+        "# then: pip install --no-deps d2l==1.0.3 && pip install --no-deps -e .",
+        "#       python -m d2l_utils.kernel --sys-prefix \\",
+        "#         --mxnet-python \"$(conda run -n d2l-io-mxnet python -c 'import sys; print(sys.executable)')\"",
+        "# (create d2l-io-mxnet first, from environment-mxnet.yml)",
+    ]),
+    "environment-mxnet.yml": ("requirements-mxnet.lock", "d2l-io-mxnet", [
+        "# then: pip install --no-deps d2l==1.0.3 && pip install --no-deps -e .",
+        "# (its kernel is registered from the d2l-io environment: see environment.yml)",
+    ]),
+}
 
 
-def lock_pins() -> list[str]:
-    lines = (ROOT / "requirements.lock").read_text().splitlines()
+def lock_pins(lock: str) -> list[str]:
+    lines = (ROOT / lock).read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-def render() -> str:
-    pins = [p for p in lock_pins() if p.split("==")[0].lower() not in NO_DEPS]
+def render(conda_file: str) -> str:
+    lock, name, then = ENVIRONMENTS[conda_file]
+    pins = [p for p in lock_pins(lock) if p.split("==")[0].lower() not in NO_DEPS]
     head = [
-        "# Generated from requirements.lock by scripts/sync_environment.py: do not edit.",
-        "# conda env create -f environment.yml && conda activate d2l-io",
-        "# then: pip install --no-deps d2l==1.0.3 && pip install --no-deps -e .",
-        "#       python -m d2l_utils.kernel --sys-prefix",
-        "name: d2l-io",
+        f"# Generated from {lock} by scripts/sync_environment.py: do not edit.",
+        f"# conda env create -f {conda_file} && conda activate {name}",
+        *then,
+        f"name: {name}",
         "channels:",
         "  - conda-forge",
         "dependencies:",
@@ -38,5 +53,6 @@ def render() -> str:
 
 
 if __name__ == "__main__":
-    (ROOT / "environment.yml").write_text(render())
-    print("wrote environment.yml")
+    for conda_file in ENVIRONMENTS:
+        (ROOT / conda_file).write_text(render(conda_file))
+        print(f"wrote {conda_file}")

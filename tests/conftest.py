@@ -14,8 +14,16 @@ import pytest
 
 from d2l_utils import FRAMEWORK_MODULES, FRAMEWORKS  # noqa: F401 (the tests import them from here)
 from d2l_utils.kernel import ENV as KERNEL_ENV  # subprocesses running notebook code get it too
+from d2l_utils.kernel import KERNELS
+from d2l_utils.kernel import python as kernel_python
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def python_for(framework: str) -> str:
+    """The Python of `framework`'s environment (.venv-mxnet for MXNet, .venv otherwise): the
+    interpreter of the kernel its notebooks name."""
+    return kernel_python(KERNELS[framework])
 
 
 def committed_notebooks() -> list[Path]:

@@ -1,54 +1,75 @@
-"""One pinned environment: requirements.lock and environment.yml install the same pins."""
+"""Two pinned environments, each installed exactly as locked, by pip (the lock) or by conda
+(its environment file): d2l-io (requirements.lock, environment.yml) and d2l-io-mxnet
+(requirements-mxnet.lock, environment-mxnet.yml)."""
 
 from __future__ import annotations
 
-from importlib import metadata
+import json
+import subprocess
 
+import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, python_for
+
+# conda file -> lock, environment name, the framework whose kernel runs that environment
+ENVS = {"environment.yml": ("requirements.lock", "d2l-io", "pytorch"),
+        "environment-mxnet.yml": ("requirements-mxnet.lock", "d2l-io-mxnet", "mxnet")}
+PROBE = """
+import json, sys
+from importlib import metadata
+found = {}
+for name in json.loads(sys.argv[1]):
+    try:
+        found[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        found[name] = None
+print(json.dumps(found))
+"""
 
 
-def _lock() -> dict[str, str]:
+def _lock(lock: str) -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
+    for line in (ROOT / lock).read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             name, _, version = line.partition("==")
-            assert version, f"requirements.lock: {line!r} is not pinned with =="
+            assert version, f"{lock}: {line!r} is not pinned with =="
             pins[name.lower().replace("_", "-")] = version
     return pins
 
 
-def _conda_pins() -> dict[str, str]:
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+def _conda(conda_file: str) -> dict:
+    return yaml.safe_load((ROOT / conda_file).read_text())
+
+
+@pytest.mark.parametrize("conda_file", ENVS)
+def test_conda_file_matches_its_lock(conda_file):
+    lock_file, name, _ = ENVS[conda_file]
+    lock, env = _lock(lock_file), _conda(conda_file)
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    return {p.split("==")[0].lower().replace("_", "-"): p.split("==")[1] for p in pip}
-
-
-def test_environment_yml_matches_lock():
-    lock = _lock()
-    conda = _conda_pins()
-    # d2l is installed with --no-deps after conda (its 2023 pins conflict); the yml says how.
+    conda = {p.split("==")[0].lower().replace("_", "-"): p.split("==")[1] for p in pip}
+    # d2l is installed with --no-deps after conda (its 2023 pins conflict); the file says how.
     assert conda == {k: v for k, v in lock.items() if k != "d2l"}
-    header = (ROOT / "environment.yml").read_text()
-    assert f"pip install --no-deps d2l=={lock['d2l']}" in header
+    assert f"pip install --no-deps d2l=={lock['d2l']}" in (ROOT / conda_file).read_text()
+    assert env["name"] == name and "python=3.11" in env["dependencies"]
 
 
-def test_python_version_matches():
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    assert "python=3.11" in env["dependencies"]
+def test_the_environments_split_where_mxnet_needs_it():
+    main, mxnet = _lock("requirements.lock"), _lock("requirements-mxnet.lock")
+    assert "mxnet" not in main and mxnet["mxnet"] == "1.9.1"
+    assert main["numpy"].startswith("2.") and mxnet["numpy"].startswith("1.26")
+    assert not {"torch", "tensorflow-cpu", "jax"} & set(mxnet)  # only what MXNet's side needs
 
 
-def test_installed_environment_is_the_lock():
-    """The running environment has exactly the locked versions of everything in the lock."""
-    lock = _lock()
-    wrong = {}
-    for name, version in lock.items():
-        try:
-            have = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            have = None
-        if have is None or have.split("+")[0] != version.split("+")[0]:
-            wrong[name] = (version, have)
-    assert not wrong, f"installed versions differ from requirements.lock: {wrong}"
+@pytest.mark.parametrize("conda_file", ENVS)
+def test_installed_environment_is_the_lock(conda_file):
+    """Each environment has exactly the locked versions of everything in its lock."""
+    lock_file, _, framework = ENVS[conda_file]
+    lock = _lock(lock_file)
+    out = subprocess.run([python_for(framework), "-c", PROBE, json.dumps(sorted(lock))],
+                         capture_output=True, text=True, check=True).stdout
+    have = json.loads(out)
+    wrong = {name: (version, have[name]) for name, version in lock.items()
+             if have[name] is None or have[name].split("+")[0] != version.split("+")[0]}
+    assert not wrong, f"installed versions differ from {lock_file}: {wrong}"

@@ -20,7 +20,8 @@ def test_handout_has_workbooks_and_no_solutions(tmp_path, capsys):
         assert f"notebooks/{fw}/exercises.ipynb" in files
         assert f"notebooks/{fw}/read-write.ipynb" in files
     assert {"README.md", "Makefile", "setup.mk", "START.md", "environment.yml",
-            "requirements.lock", "d2l_utils/__init__.py", "d2l_utils/lab.py"} <= files
+            "requirements.lock", "requirements-mxnet.lock", "environment-mxnet.yml",
+            "d2l_utils/__init__.py", "d2l_utils/lab.py"} <= files
     # Its own README and Makefile: only what works there (set-up and JupyterLab).
     assert (out / "README.md").read_text() == (ROOT / "grading/handout_files/README.md").read_text()
     assert "work/<framework>/exercises.ipynb" in (out / "README.md").read_text()

@@ -16,7 +16,7 @@ from tornado import web
 
 from conftest import FRAMEWORKS, ROOT
 from d2l_utils import lab
-from d2l_utils.kernel import NAME, SETTINGS
+from d2l_utils.kernel import KERNELS, NAME, SETTINGS
 
 NOTEBOOKS = sorted(Path(p) for p in subprocess.run(
     ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.ipynb"], cwd=ROOT,
@@ -37,7 +37,8 @@ def test_every_notebook_has_a_twin_and_names_the_kernel():
         assert (ROOT / rel).with_suffix(".py").exists(), rel
         spec = json.loads((ROOT / rel).read_text())["metadata"]["kernelspec"]
         # JupyterLab writes the running kernel's spec into the notebook when it saves it.
-        assert spec == {"name": NAME, "display_name": NAME, "language": "python"}, rel
+        kernel = KERNELS.get(rel.parent.name, NAME)  # notebooks/<framework>/, solutions/<framework>/
+        assert spec == {"name": kernel, "display_name": kernel, "language": "python"}, rel
 
 
 @pytest.mark.parametrize("suffix", [".ipynb", ".py"])
@@ -109,7 +110,7 @@ def test_nbgrader_tools_for_instructors_only(tmp_path):
     assert page["disabledExtensions"] == {lab.NBGRADER_LAB: True}
     server = json.loads((student / "jupyter_server_config.json").read_text())
     assert server["ServerApp"]["jpserver_extensions"] == dict.fromkeys(lab.NBGRADER_SERVER, False)
-    assert server["KernelSpecManager"]["allowed_kernelspecs"] == [NAME]
+    assert server["KernelSpecManager"]["allowed_kernelspecs"] == ["d2l-io", "d2l-io-mxnet"]
     teacher = tmp_path / "teacher"
     lab.write_config(teacher, instructor=True)
     assert json.loads((teacher / "labconfig" / "page_config.json").read_text())["disabledExtensions"] == {}

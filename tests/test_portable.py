@@ -1,6 +1,6 @@
 """The portable MLP format: each framework round-trips its own file and every framework's file
 loads into every other framework with the same outputs (each framework in its own process,
-importing only that framework)."""
+with its own environment's Python, importing only that framework)."""
 
 import json
 import subprocess
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import FRAMEWORK_MODULES, FRAMEWORKS
+from conftest import FRAMEWORK_MODULES, FRAMEWORKS, python_for
 
 # Per framework: build a 20 -> 16 -> 8 -> 3 MLP with a given seed, as (setup, forward) code.
 BUILD = {
@@ -42,7 +42,7 @@ def _run(fw, body, tmp_path, env, seed=0):
     code = (HEAD + bare + setup.replace("SEED", str(seed))
             + f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
             + body.format(forward=forward, save=save, load=load))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+    proc = subprocess.run([python_for(fw), "-c", code], capture_output=True, text=True, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout

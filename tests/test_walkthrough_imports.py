@@ -1,8 +1,8 @@
 """Each walkthrough loads only its own framework, and the repository's own d2l_utils.
 
-The .py twin of each walkthrough is run as a plain script in a fresh interpreter (the same
-Python as the notebook kernel), after a bare import of its framework; sys.modules is inspected
-after each.
+The .py twin of each walkthrough is run as a plain script in a fresh interpreter (the Python
+of the kernel the notebook names), after a bare import of its framework; sys.modules is
+inspected after each.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import FRAMEWORK_MODULES, FRAMEWORKS, ROOT
+from conftest import FRAMEWORK_MODULES, FRAMEWORKS, ROOT, python_for
 
 PROBE = r"""
 import importlib, json, runpy, sys
@@ -38,7 +38,7 @@ def test_walkthrough_loads_only_its_framework(framework, notebook_env, tmp_path)
     # framework first, notes what came with it, then runs the walkthrough in the same process.
     bare_import = "d2l_utils.mxnet" if framework == "mxnet" else own  # MXNet needs its alias
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, str(script), bare_import, ",".join(watched)],
+        [python_for(framework), "-c", PROBE, str(script), bare_import, ",".join(watched)],
         cwd=script.parent, env=notebook_env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
