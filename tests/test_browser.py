@@ -3,7 +3,7 @@
 
 nbval already executes every notebook; this covers what only a browser shows: the start page
 rendered, nbgrader's authoring tools hidden from students, a walkthrough run with Run All on
-the d2l-io kernel without an error, a .py twin opened by double-click as a notebook, and Save
+the d2l-io-mxnet kernel without an error, a .py twin opened by double-click as a notebook, and Save
 leaving git clean. JupyterLab virtualises cells that are off screen, so text is read with
 textContent, never innerText.
 
@@ -13,6 +13,7 @@ Without it these tests skip, saying so, except under CI=true, where that is a fa
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -127,19 +128,28 @@ def _notebook(page):
     return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
 
 
-def _wait_for_kernel(page):
+def _wait_for_kernel(page, kernel):
     panel = _notebook(page)
-    panel.locator(".jp-KernelName", has_text="d2l-io").wait_for()
+    page.wait_for_function(
+        """kernel => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-KernelName')]
+                     .some(e => e.textContent.trim() === kernel)""", arg=kernel)
     panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
     return panel
 
 
-def _save(page, copy):
+def _save(page, copy, notebook: str):
+    """Save the current notebook and wait until JupyterLab has written both files of the pair
+    (jupyter_server writes in place after a .~ backup copy: wait until that is gone too)."""
+    pair = [(copy / notebook).with_suffix(".ipynb"), (copy / notebook).with_suffix(".py")]
+    before = [p.stat().st_mtime_ns for p in pair]
     page.keyboard.press("Control+s")
-    page.locator(".jp-mod-current.jp-mod-dirty").wait_for(state="detached")
-    deadline = time.monotonic() + 10
-    while _git(copy, "status", "--porcelain") and time.monotonic() < deadline:
-        time.sleep(0.2)  # a change, if Save makes one, lands within this
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        written = all(p.stat().st_mtime_ns != b for p, b in zip(pair, before))
+        if written and not list(pair[0].parent.glob(".~*")):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{notebook}: Save did not write the pair within 30 s")
 
 
 def test_start_page_then_run_all_then_save(lab, page):
@@ -157,10 +167,11 @@ def test_start_page_then_run_all_then_save(lab, page):
     assert "Kernel" in menus and "Nbgrader" not in menus, menus
     assert page.get_by_text("Create Assignment").count() == 0
     kernels = urllib.request.urlopen(url.replace("/lab/tree/START.md", "/api/kernelspecs"))
-    assert b'"d2l-io"' in kernels.read()  # (and "python3" is not offered: test_lab checks the config)
+    offered = json.loads(kernels.read())["kernelspecs"]
+    assert sorted(offered) == ["d2l-io", "d2l-io-mxnet"], sorted(offered)
 
     start.locator("a", has_text=WALKTHROUGH).click()
-    panel = _wait_for_kernel(page)
+    panel = _wait_for_kernel(page, "d2l-io-mxnet")
     assert panel.get_by_text("Validate").count() == 0
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
     page.get_by_text("Run All Cells", exact=True).click()
@@ -170,13 +181,13 @@ def test_start_page_then_run_all_then_save(lab, page):
             const prompts = [...nb.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
             return prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
         }""", timeout=120_000)
-    _wait_for_kernel(page)
+    _wait_for_kernel(page, "d2l-io-mxnet")
     text = panel.locator(".jp-Notebook").evaluate("e => e.textContent")
     errors = panel.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
     assert errors.count() == 0, errors.first.text_content()
     assert "Traceback" not in text
     # Saving the run notebook writes the outputs a fresh run gives: the committed ones.
-    _save(page, copy)
+    _save(page, copy, WALKTHROUGH)
     assert _git(copy, "status", "--porcelain") == ""
 
 
@@ -189,8 +200,8 @@ def test_twin_opens_as_notebook_and_saves_clean(lab, page):
     browser_listing.get_by_text(TWIN, exact=True).dblclick()
     tab = page.locator(".lm-TabBar-tab.jp-mod-current .lm-TabBar-tabLabel")
     tab.filter(has_text=TWIN).wait_for()
-    panel = _wait_for_kernel(page)
+    panel = _wait_for_kernel(page, "d2l-io")
     assert panel.locator(".jp-Cell").count() > 10  # a notebook, not the text editor
     assert page.locator(".jp-FileEditor:not(.lm-mod-hidden)").count() == 0
-    _save(page, copy)
+    _save(page, copy, f"notebooks/pytorch/{TWIN}")
     assert _git(copy, "status", "--porcelain") == ""
