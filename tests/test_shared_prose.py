@@ -14,10 +14,11 @@ from conftest import FRAMEWORKS, ROOT
 PUBLISHED = (ROOT / "tests" / "fixtures" / "published_pytorch_exercises.txt").read_text()
 QUESTIONS = [m[1] for m in re.finditer(r"^# \d\. (.+)$", PUBLISHED, re.M)]
 
-# Paragraphs every walkthrough has, verbatim ({framework}: the folder name).
+# Paragraphs every walkthrough has, verbatim ({framework}: the folder name; {lock}: the lock of
+# the framework's environment).
 SHARED = [
     "Every step of the book's section is here, in its order. Where a call from the printed book "
-    "behaves differently on the versions pinned in `requirements.lock`, a note says what changed.",
+    "behaves differently on the versions pinned in `{lock}`, a note says what changed.",
     "Both instances have the same parameters, so the same input `X` gives the same output.",
     "Work on them in the exercise workbook, `notebooks/{framework}/exercises.ipynb`.",
 ]
@@ -40,7 +41,8 @@ def test_walkthrough_shares_its_prose(framework):
     cells = _markdown(ROOT / "notebooks" / framework / "read-write.py")
     text = _flat("\n\n".join(cells))
     for paragraph in SHARED:
-        assert _flat(paragraph.format(framework=framework)) in text, paragraph[:60]
+        lock = "requirements-mxnet.lock" if framework == "mxnet" else "requirements.lock"
+        assert _flat(paragraph.format(framework=framework, lock=lock)) in text, paragraph[:60]
     exercises = next(c for c in cells if "## Exercises" in c).split("## Exercises", 1)[1]
     items = re.findall(r"^\d\. (.+?)(?=^\d\. |^\s*$|\Z)", exercises, re.M | re.S)
     assert [_flat(i) for i in items] == QUESTIONS

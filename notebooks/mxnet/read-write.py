@@ -7,14 +7,15 @@
 # dicts of arrays, and a whole model's parameters with MXNet's own format.
 #
 # Every step of the book's section is here, in its order. Where a call from the printed book
-# behaves differently on the versions pinned in `requirements.lock`, a note says what changed.
+# behaves differently on the versions pinned in `requirements-mxnet.lock`, a note says what changed.
 #
 # **MXNet is retired.** Apache MXNet moved to the Apache Attic in 2023; 1.9.1 (2022) is its last
 # release and will not get fixes. It was built against NumPy 1.x and uses the alias `numpy.bool`,
 # which NumPy 1.24 removed, so a bare `import mxnet` fails on any current NumPy 1.x. Importing
 # `d2l_utils.mxnet` first restores that one alias (`numpy.bool = numpy.bool_`, the type it always
-# named) and then imports MXNet. NumPy 2 breaks MXNet further, which is why the workbook pins
-# NumPy below 2. Use MXNet to follow the book; start new projects with another framework.
+# named) and then imports MXNet. NumPy 2 breaks MXNet further, so MXNet has an environment of
+# its own: this notebook runs on the `d2l-io-mxnet` kernel (NumPy 1.26), the other frameworks'
+# on `d2l-io` (NumPy 2). Use MXNet to follow the book; start new projects with another framework.
 
 # %%
 import os
@@ -120,8 +121,8 @@ Y_clone == Y
 # * `npx.save` and `npx.load` write and read arrays, and lists and dicts of arrays.
 # * `save_parameters` and `load_parameters` write and read all of a model's parameters; the
 #   architecture itself is code, not part of the file.
-# * MXNet 1.9.1 is the last release; on current NumPy it needs the `numpy.bool` alias that
-#   `d2l_utils.mxnet` restores.
+# * MXNet 1.9.1 is the last release. It runs on NumPy 1.x only (hence its own environment
+#   here), and from NumPy 1.24 on it needs the `numpy.bool` alias that `d2l_utils.mxnet` restores.
 #
 # ## Exercises
 #

@@ -321,7 +321,7 @@ print("the reused weights now train:", not onp.array_equal(w0, frozen[0].data().
 # next forward pass; `export(path)` then writes the graph as `path-symbol.json` and the
 # parameters as `path-0000.params`. `gluon.SymbolBlock.imports` loads the pair in a process
 # that has none of the model's Python code (shown below in a fresh process; it still needs
-# MXNet, and on current NumPy the `numpy.bool` alias).
+# MXNet, NumPy 1.x and, from NumPy 1.24 on, the `numpy.bool` alias).
 #
 # Restrictions, each shown below where it can be:
 #
