@@ -1,4 +1,14 @@
-"""JAX / Flax helpers for the workbook's exercises: MulMLP and ReusedMLP as Flax linen modules.
+"""JAX / Flax helpers for the workbook's exercises: MulMLP and ReusedMLP in both Flax APIs.
+
+* Flax linen (the book's API): ``MulMLP`` and ``ReusedMLP``. A linen module holds no
+  parameters: ``init`` returns them as a nested dict and ``apply`` takes them.
+* Flax NNX (the API Flax's documentation teaches since Flax 0.10): ``NNXMulMLP`` and
+  ``NNXReusedMLP``, the same architectures. An NNX module creates and holds its parameters
+  when it is constructed, so it needs the input size (``num_inputs``) and an ``nnx.Rngs``;
+  ``nnx.split`` / ``nnx.merge`` turn it into a state pytree (to save with Orbax) and back.
+  ``NNXReusedMLP`` copies the layer it reuses (``nnx.clone``) unless ``share=True``, and its
+  filters ``NNXReusedMLP.REUSED`` / ``NNXReusedMLP.NEW`` pick the reused and the new
+  parameters (for ``nnx.Optimizer(..., wrt=...)`` or ``nnx.DiffState``).
 
 The book's ``d2l.jax`` module imports TensorFlow and TensorFlow Datasets (for its data
 loaders), which take seconds and hundreds of MB to import. The exercises need only its
@@ -13,8 +23,9 @@ from typing import Any, Sequence
 import jax.numpy as jnp
 import optax
 from flax import linen as nn
+from flax import nnx
 
-__all__ = ["Classifier", "MulMLP", "ReusedMLP"]
+__all__ = ["Classifier", "MulMLP", "ReusedMLP", "NNXMulMLP", "NNXReusedMLP"]
 
 
 class Classifier(nn.Module):
@@ -68,6 +79,75 @@ class ReusedMLP(Classifier):
         for h in self.num_hiddens:
             X = nn.relu(nn.Dense(h)(X))
         return nn.Dense(self.num_outputs)(X)
+
+
+def _linear_stack(sizes: Sequence[int], rngs: nnx.Rngs) -> nnx.List:
+    """One ``nnx.Linear`` per consecutive pair of ``sizes``, in an ``nnx.List`` (Flax NNX
+    refuses a plain Python list of modules as an attribute)."""
+    return nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes, sizes[1:])])
+
+
+class NNXMulMLP(nnx.Module):
+    """``MulMLP`` in Flax NNX: flatten, one ``nnx.Linear`` + ReLU per entry of ``num_hiddens``
+    (``self.hidden[0]``, ``self.hidden[1]``, ...), then ``self.output``.
+
+    NNX creates the parameters here, so it needs the flattened input size ``num_inputs`` and
+    an ``nnx.Rngs``. Kernels are (in, out), as in linen. An NNX module is not a dataclass, so
+    the constructor's arguments (all but ``rngs``) are kept as attributes: they are the
+    architecture. ``loss`` and ``accuracy`` are ``Classifier``'s.
+    """
+
+    loss = staticmethod(Classifier.loss)
+    accuracy = staticmethod(Classifier.accuracy)
+
+    def __init__(self, num_outputs: int, num_hiddens: Sequence[int], lr: float, *,
+                 num_inputs: int, rngs: nnx.Rngs):
+        self.num_inputs, self.num_outputs = num_inputs, num_outputs
+        self.num_hiddens, self.lr = tuple(num_hiddens), lr
+        sizes = [num_inputs, *num_hiddens]
+        self.hidden = _linear_stack(sizes, rngs)
+        self.output = nnx.Linear(sizes[-1], num_outputs, rngs=rngs)
+
+    def __call__(self, X):
+        X = X.reshape((X.shape[0], -1))
+        for layer in self.hidden:
+            X = nnx.relu(layer(X))
+        return self.output(X)
+
+
+class NNXReusedMLP(nnx.Module):
+    """``ReusedMLP`` in Flax NNX: flatten, ``self.reused_layer`` + ReLU, then new
+    ``nnx.Linear`` + ReLU layers (``self.hidden``, one per entry of ``num_hiddens``) and a new
+    ``self.output``.
+
+    ``reused_layer`` is a layer of a trained model (an ``nnx.Linear``, or any module with
+    ``out_features``). An NNX module holds its parameters, so putting that object into this
+    model would *share* it: training this model would change the other one too. By default
+    the layer is therefore copied (``nnx.clone``); ``share=True`` keeps the object itself.
+
+    Filters: ``NNXReusedMLP.REUSED`` selects the reused layer's parameters and
+    ``NNXReusedMLP.NEW`` every other parameter; ``nnx.Optimizer(model, tx, wrt=NNXReusedMLP.NEW)``
+    trains the new layers and leaves the reused one frozen.
+    """
+
+    loss = staticmethod(Classifier.loss)
+    accuracy = staticmethod(Classifier.accuracy)
+    REUSED = nnx.All(nnx.Param, nnx.PathContains("reused_layer"))
+    NEW = nnx.All(nnx.Param, nnx.Not(nnx.PathContains("reused_layer")))
+
+    def __init__(self, num_outputs: int, num_hiddens: Sequence[int], lr: float,
+                 reused_layer: nnx.Module, *, rngs: nnx.Rngs, share: bool = False):
+        self.num_outputs, self.num_hiddens, self.lr = num_outputs, tuple(num_hiddens), lr
+        self.reused_layer = reused_layer if share else nnx.clone(reused_layer)
+        sizes = [reused_layer.out_features, *num_hiddens]
+        self.hidden = _linear_stack(sizes, rngs)
+        self.output = nnx.Linear(sizes[-1], num_outputs, rngs=rngs)
+
+    def __call__(self, X):
+        X = nnx.relu(self.reused_layer(X.reshape((X.shape[0], -1))))
+        for layer in self.hidden:
+            X = nnx.relu(layer(X))
+        return self.output(X)
 
 
 def _dense_params(params) -> list[dict]:

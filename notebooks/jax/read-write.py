@@ -4,7 +4,8 @@
 # So far we have trained models and kept them only in memory: when the kernel stops, they are
 # gone. Long training runs need checkpoints, and a trained model is only useful elsewhere once
 # its parameters are on disk. This notebook shows how to save and load single arrays, lists and
-# dicts of arrays with NumPy's files, and a Flax model's parameters with Orbax.
+# dicts of arrays with NumPy's files, and a Flax model's parameters with Orbax: first with linen,
+# the Flax API the book uses, then with NNX, the API Flax's documentation teaches today.
 #
 # Every step of the book's section is here, in its order. Where a call from the printed book
 # behaves differently on the versions pinned in `requirements.lock`, a note says what changed.
@@ -16,6 +17,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import linen as nn
+from flax import nnx
 from jax import numpy as jnp
 
 import d2l_utils
@@ -30,8 +32,8 @@ os.chdir(d2l_utils.scratch_dir("jax"))
 # `d2l.get_seed()`, and `from flax.training import checkpoints` to save. `d2l.get_seed()` returns
 # a *random* integer, so the book's outputs changed on every run; we use fixed keys instead.
 # Importing `d2l.jax` also loads TensorFlow (for its datasets), and so does
-# `flax.training.checkpoints`, which Flax has deprecated in favour of Orbax: about 6.6 s and
-# 725 MB at import against 0.7 s for Orbax alone. This notebook needs neither.
+# `flax.training.checkpoints`: 5 to 6 s and about 800 MB at import, against about 1 s and
+# 220 MB for Orbax alone (the pinned versions, on a 2-core machine). This notebook needs neither.
 #
 # ## Loading and Saving Arrays
 #
@@ -70,11 +72,14 @@ mydict2
 
 # %% [markdown]
 # **What the printed book does not say:** a dict is not an array, so `jnp.save` wraps it in a
-# zero-dimensional array of dtype `object` and *pickles* it. NumPy's own `np.load` shows what is
-# in the file; `.item()` takes the dict out of that array (`jnp.load` did it for us above).
+# zero-dimensional array of dtype `object` and *pickles* it.
+#
+# `jnp.load` turns only numeric arrays into JAX arrays, so `mydict2` above is still NumPy's
+# object array, not a dict (as in the book's output). `.item()` takes the dict out of it:
 
 # %%
-np.load("mydict.npy", allow_pickle=True)
+mydict2 = mydict2.item()
+type(mydict2), mydict2["x"]
 
 # %% [markdown]
 # Reading it needs `allow_pickle=True`, which has defaulted to `False` since NumPy 1.16.3:
@@ -89,6 +94,30 @@ np.savez("mydict.npz", **mydict)
 with np.load("mydict.npz") as f:  # allow_pickle stays False
     mydict2 = {name: jnp.asarray(f[name]) for name in f.files}
 mydict2
+
+# %% [markdown]
+# **Keys in files (not in the book).** JAX's random keys are now *typed* (see the note on
+# `jax.random.key` below): a key is a scalar of dtype `key<fry>`, not a number, so NumPy
+# cannot store it.
+
+# %%
+key = jax.random.key(42)
+try:
+    jnp.save("key.npy", key)
+except TypeError as err:
+    print("TypeError:", str(err).split(". ")[0])
+
+# %% [markdown]
+# Store the key's data instead, `jax.random.key_data` (two `uint32` words), and make a key of it
+# again after loading with `jax.random.wrap_key_data` (for the default generator, threefry;
+# pass `impl=` for another). The loaded key draws the same numbers.
+
+# %%
+jnp.save("key.npy", jax.random.key_data(key))
+key2 = jax.random.wrap_key_data(jnp.load("key.npy"))
+print(key2)
+print("the loaded key draws the same numbers:",
+      bool(jnp.array_equal(jax.random.normal(key2, (3,)), jax.random.normal(key, (3,)))))
 
 # %% [markdown]
 # ## Loading and Saving Model Parameters
@@ -110,15 +139,23 @@ class MLP(nn.Module):
 
 
 net = MLP()
-X = jax.random.normal(jax.random.PRNGKey(0), (2, 20))
-Y, params = net.init_with_output(jax.random.PRNGKey(1), X)
+X = jax.random.normal(jax.random.key(0), (2, 20))
+Y, params = net.init_with_output(jax.random.key(1), X)
 
 # %% [markdown]
-# Next, we store the parameters. **Changed since the printed book (Flax 0.7 onwards):**
-# `flax.training.checkpoints` is deprecated; Flax's documentation points to
-# [Orbax](https://orbax.readthedocs.io), the checkpointing library it now uses itself. Orbax
-# wants an *absolute* path, and writes a folder, not a single file. `force=True` replaces a
-# checkpoint left by an earlier run, as `overwrite=True` did in the book.
+# **Changed since the printed book:** the book made keys with `jax.random.PRNGKey(seed)`, a raw
+# `uint32` array of shape `(2,)`. JAX's documentation now calls those *legacy* keys and
+# recommends `jax.random.key(seed)`, a typed key
+# ([JEP 9263](https://docs.jax.dev/en/latest/jep/9263-typed-keys.html)). Both draw the same
+# numbers from the same seed.
+
+# %% [markdown]
+# Next, we store the parameters. **Changed since the printed book:** the book saved with
+# `flax.training.checkpoints`, which has warned since Flax 0.6.7 (March 2023) that it will be
+# deprecated in favour of [Orbax](https://orbax.readthedocs.io); Flax's checkpointing guide now
+# says it was deprecated in 2023, and uses Orbax. Orbax wants an *absolute* path, and writes a
+# folder, not a single file. `force=True` replaces a checkpoint left by an earlier run, as
+# `overwrite=True` did in the book.
 
 # %%
 ckpt_dir = os.path.abspath("ckpt_dir")
@@ -130,7 +167,9 @@ sorted(os.listdir(ckpt_dir))
 # %% [markdown]
 # To recover the model, we instantiate a clone of the original MLP and restore the stored
 # parameters. Giving `restore` the tree of shapes and dtypes we expect makes Orbax check the file
-# against it and return JAX arrays laid out the same way.
+# against it and return JAX arrays laid out the same way. (The book wrapped what it restored in
+# `flax.core.freeze`: until Flax 0.7.1, `init` returned an immutable `FrozenDict`; now it returns
+# plain dicts.)
 
 # %%
 clone = MLP()
@@ -146,6 +185,64 @@ Y_clone = clone.apply(cloned_params, X)
 Y_clone == Y
 
 # %% [markdown]
+# ## The Same with Flax NNX
+#
+# **Changed since the printed book:** Flax has a second API, NNX. It came with Flax 0.8.0
+# (January 2024, as `flax.experimental.nnx`; `flax.nnx` since 0.8.4), and since Flax 0.10.0
+# (October 2024) [Flax's documentation](https://flax.readthedocs.io) teaches NNX, while linen's
+# moved to [flax-linen.readthedocs.io](https://flax-linen.readthedocs.io). Linen is not deprecated.
+
+# %% [markdown]
+# An NNX module holds its parameters. Its constructor creates them, so it needs the input size
+# and an `nnx.Rngs` (a source of keys); calling the model runs it. Here is the same MLP:
+
+# %%
+class NNXMLP(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        self.hidden = nnx.Linear(20, 256, rngs=rngs)
+        self.output = nnx.Linear(256, 10, rngs=rngs)
+
+    def __call__(self, x):
+        return self.output(nnx.relu(self.hidden(x)))
+
+
+nnx_net = NNXMLP(rngs=nnx.Rngs(1))
+Y_nnx = nnx_net(X)
+
+# %% [markdown]
+# `nnx.split` separates the model into a *graphdef*, its structure (Python objects, not saved),
+# and a *state*, a pytree of arrays. Orbax saves the state as it saved the linen parameters.
+
+# %%
+graphdef, state = nnx.split(nnx_net)
+nnx_dir = os.path.abspath("nnx_ckpt_dir")
+checkpointer.save(os.path.join(nnx_dir, "1"), state, force=True)
+checkpointer.wait_until_finished()
+jax.tree.map(jnp.shape, nnx.to_pure_dict(state))
+
+# %% [markdown]
+# To restore, build the model *abstractly* with `nnx.eval_shape`: shapes and dtypes only, no
+# arrays and no random numbers. `nnx.split` of it gives the target for Orbax, and `nnx.merge`
+# puts the restored state into the graphdef: a working model with the saved parameters.
+
+# %%
+abstract_net = nnx.eval_shape(lambda: NNXMLP(rngs=nnx.Rngs(0)))
+graphdef, abstract_state = nnx.split(abstract_net)
+restored_state = checkpointer.restore(os.path.join(nnx_dir, "1"), abstract_state)
+nnx_clone = nnx.merge(graphdef, restored_state)
+print("the restored NNX model gives the same outputs:", bool(jnp.array_equal(nnx_clone(X), Y_nnx)))
+
+# %% [markdown]
+# Linen's `Dense` and NNX's `Linear` hold the same arrays under the same names (`kernel` of
+# shape (inputs, outputs), `bias`), so the linen parameters restored above fit the NNX model
+# too, and it then gives the linen model's outputs:
+
+# %%
+nnx.replace_by_pure_dict(abstract_state, cloned_params["params"])
+print("with the linen parameters, the NNX model gives the linen model's outputs:",
+      bool(jnp.array_equal(nnx.merge(graphdef, abstract_state)(X), Y)))
+
+# %% [markdown]
 # ## Summary
 #
 # * `jnp.save` and `jnp.load` write and read an array; `np.savez` stores several named arrays
@@ -153,6 +250,10 @@ Y_clone == Y
 #   `.item()` to read: never do that with a file you do not trust.
 # * A Flax model's parameters are a pytree, separate from the module; Orbax saves and restores
 #   it (to an absolute path). The architecture itself is code, not part of the file.
+# * A Flax NNX model holds its parameters: `nnx.split` gives the state to save; restoring into
+#   the state of `nnx.eval_shape`'s abstract model, then `nnx.merge`, gives the model back.
+# * Typed keys (`jax.random.key`) are not numbers: store `jax.random.key_data(key)` and make a
+#   key again with `jax.random.wrap_key_data`.
 #
 # ## Exercises
 #
