@@ -82,7 +82,7 @@ def build(fw, seed):
         m(np.zeros((1, 20), np.float32))
         return m
     module = jaxu.MulMLP(10, tuple(HIDDEN), LR)
-    return {"module": module, "params": module.init(jax.random.PRNGKey(seed), X_np[:1])}
+    return {"module": module, "params": module.init(jax.random.key(seed), X_np[:1])}
 
 
 def forward(fw, m, x):

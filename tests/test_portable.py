@@ -24,7 +24,7 @@ BUILD = {
               "m = u.MulMLP(3, [16, 8], 0.1)\nm(u.np.zeros((1, 20)))\n",
               "m(u.np.array(x)).asnumpy()", "u.save_safetensors(m, P)", "u.load_safetensors(m, P)"),
     "jax": ("import jax\nfrom d2l_utils import jax as u\nmodel = u.MulMLP(3, (16, 8), 0.1)\n"
-            "m = model.init(jax.random.PRNGKey(SEED), np.zeros((1, 20), np.float32))\n",
+            "m = model.init(jax.random.key(SEED), np.zeros((1, 20), np.float32))\n",
             "np.asarray(model.apply(m, x))", "u.save_safetensors(m, P)", "m = u.load_safetensors(m, P)"),
 }
 HEAD = "import sys, json\nimport numpy as np\nfrom d2l_utils.checkpoint import CheckpointError\n"

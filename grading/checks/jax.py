@@ -46,9 +46,9 @@ def data(seed):
 
 def init(seed):
     """A training state as the notebook's `init` makes it."""
-    params = MODEL.init(jax.random.PRNGKey(seed), jnp.zeros((1, 20), jnp.float32))
-    return {"params": params, "opt_state": TX.init(params), "key": jax.random.PRNGKey(seed + 1),
-            "epoch": 0}
+    params = MODEL.init(jax.random.key(seed), jnp.zeros((1, 20), jnp.float32))
+    return {"params": params, "opt_state": TX.init(params),
+            "key": jax.random.key_data(jax.random.key(seed + 1)), "epoch": 0}
 
 
 @jax.jit
@@ -92,7 +92,7 @@ EX3 = {"a": (10, (64, 32), 8), "b": (5, (16,), 5)}
 def ex3_model(name, seed):
     outputs, hiddens, batch = EX3[name]
     model = d2l.MulMLP(num_outputs=outputs, num_hiddens=hiddens, lr=0.1)
-    params = model.init(jax.random.PRNGKey(seed + 200 + len(hiddens)),
+    params = model.init(jax.random.key(seed + 200 + len(hiddens)),
                         jnp.zeros((1, 20), jnp.float32))
     return model, params
 
@@ -132,7 +132,7 @@ def _grader_export():
     arrays, info = {}, {"errors": {}}
 
     def put(prefix, tree):
-        leaves = jax.tree_util.tree_leaves(tree)
+        leaves = jax.tree.leaves(tree)
         for i, leaf in enumerate(leaves):
             a = np.ascontiguousarray(np.asarray(leaf))
             if a.dtype.kind not in "biuf":
@@ -194,7 +194,7 @@ _EX2 = '''
     import optax
     build_reused = need("build_reused")
     saved = ns["saved_params"](seed)
-    result = build_reused(jax.tree_util.tree_map(lambda a: a, saved))
+    result = build_reused(jax.tree.map(lambda a: a, saved))
     try:
         new_model, new_params, new_tx = result
     except Exception:
@@ -209,13 +209,13 @@ _EX2 = '''
         info["errors"]["apply"] = why(exc)
         base = None
     if base is not None:  # how much the output moves when one parameter array moves
-        leaves, treedef = jax.tree_util.tree_flatten(new_params)
+        leaves, treedef = jax.tree.flatten(new_params)
         moved = []
         for i in range(len(leaves)):
             try:
                 bumped = list(leaves)
                 bumped[i] = jax.numpy.asarray(leaves[i]) + 0.5
-                shifted = np.asarray(new_model.apply(jax.tree_util.tree_unflatten(treedef, bumped), X))
+                shifted = np.asarray(new_model.apply(jax.tree.unflatten(treedef, bumped), X))
                 moved.append(float(np.max(np.abs(shifted - base))))
             except Exception:
                 moved.append(None)
@@ -278,7 +278,7 @@ def _helpers() -> dict:
 def _leaves(tree) -> list[np.ndarray]:
     import jax
 
-    return [np.asarray(a) for a in jax.tree_util.tree_leaves(tree)]
+    return [np.asarray(a) for a in jax.tree.leaves(tree)]
 
 
 def reference(seed: int, out: Path) -> None:
