@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -90,10 +91,19 @@ def contents_manager(root: Path | str, cls=None):
     configures the project, wherever `root` is (a temporary folder has no pyproject.toml)."""
     import jupytext
 
-    cm = (cls or jupytext.TextFileContentsManager)(root_dir=str(root))
+    cm = (cls or jupytext.TextFileContentsManager)(root_dir=str(root), log=_QUIET)
     for key, value in _jupytext_config().items():
         setattr(cm, key, value)
     return cm
+
+
+# The contents manager narrates every save ("Saving exercises.ipynb", a warning that the twin
+# has no metadata, which is the project's choice). Outside a server nobody reads that, and the
+# root logger's handlers may belong to someone else (TensorFlow installs one on the stream
+# sys.stderr was when it loaded): keep it to itself.
+_QUIET = logging.getLogger("d2l_utils.lab.contents")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
 
 
 def canonical(paths: list[Path]) -> None:
