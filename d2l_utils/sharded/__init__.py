@@ -1,0 +1,24 @@
+"""The programs notebooks/sharded-checkpoints.ipynb runs and shows, one per framework:
+
+- ``python -m d2l_utils.sharded.torch_dcp`` (under ``torchrun``): an MLP sharded with FSDP2,
+  saved and loaded with torch.distributed.checkpoint;
+- ``python -m d2l_utils.sharded.jax_orbax``: the MLP's parameters sharded over CPU devices,
+  saved and restored with Orbax, a CheckpointManager run that can be killed mid-save.
+
+Importing this package imports neither framework (``jax_orbax`` sets the CPU device count
+before it imports JAX).
+"""
+
+from pathlib import Path
+
+import d2l_utils
+
+
+def output_folder(name: str) -> Path:
+    """`name` below the scratch folder (created); anything else is refused."""
+    scratch = d2l_utils.scratch_dir()
+    out = (scratch / name).resolve()
+    if not out.is_relative_to(scratch):
+        raise SystemExit(f"{name}: the output folder must be below the scratch folder {scratch}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
