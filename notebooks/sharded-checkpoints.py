@@ -366,7 +366,9 @@ jax_orbax.resume(SCRATCH / "run", steps=12, every=3, keep=2)
 # errors for these are long per-rank tracebacks, and a cut-short file fails deep inside
 # `torch.load` without naming the file. Its `.metadata` says which file holds which block,
 # at which offset and how long, so `verify` (in `load_into`) checks every file against it
-# before reading anything:
+# before reading anything. Each block is a `torch.save` record, a zip archive that carries a
+# CRC-32 of every part, which `torch.load` never checks: `verify` does, so a flipped byte is
+# an error too, not a silently different model.
 
 # %%
 show("torch_dcp.py", "verify")

@@ -22,3 +22,9 @@ def output_folder(name: str) -> Path:
         raise SystemExit(f"{name}: the output folder must be below the scratch folder {scratch}")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def first_line(err: BaseException) -> str:
+    """An exception as one readable line: its type and the first line of its message."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__

@@ -26,6 +26,7 @@ import argparse  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
 import signal  # noqa: E402
+import stat  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -38,7 +39,7 @@ from jax.sharding import PartitionSpec as P  # noqa: E402
 
 import d2l_utils  # noqa: E402
 from d2l_utils.checkpoint import CheckpointError  # noqa: E402
-from d2l_utils.sharded import output_folder  # noqa: E402
+from d2l_utils.sharded import first_line, output_folder  # noqa: E402
 
 SIZES = (20, 64, 32, 10)  # the workbook's MLP: 20 -> 64 -> 32 -> 10
 LR = 0.1
@@ -127,14 +128,66 @@ def _leaves(tree) -> dict:
     return {"/".join(str(k.key) for k in path): leaf for path, leaf in leaves}
 
 
+def regular_files_only(folder: Path) -> None:
+    """Refuse a checkpoint folder holding anything but folders and regular files: Orbax and
+    TensorStore would block forever reading a FIFO, and follow links out of the folder."""
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        raise CheckpointError(folder, "not a checkpoint folder")
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = Path(root) / name
+            mode = path.lstat().st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise CheckpointError(path, "not a regular file or folder")
+
+
+#: Orbax's metadata files, each one JSON object (no checksum of their own).
+METADATA_FILES = ("_CHECKPOINT_METADATA", "_METADATA", "_sharding")
+
+
+def metadata_files_ok(folder: Path) -> None:
+    """Check Orbax's metadata files below `folder` before Orbax reads them, so that a damaged
+    one is named: each must be one JSON object; an item's folder (the one with
+    array_metadatas/) needs its _METADATA, holding the tree."""
+    for root, dirs, files in os.walk(folder):
+        root = Path(root)
+        # A save cut off mid-way: the manager ignores it, and deletes it when it next starts.
+        dirs[:] = [d for d in dirs if not d.endswith(".orbax-checkpoint-tmp")]
+        for name in files:
+            if name not in METADATA_FILES and root.name != "array_metadatas":
+                continue
+            try:
+                value = json.loads((root / name).read_bytes().decode())
+            except Exception as err:
+                raise CheckpointError(root / name, f"not valid JSON ({first_line(err)})") from None
+            if not isinstance(value, dict):
+                raise CheckpointError(root / name, f"holds a JSON {type(value).__name__}, "
+                                                   "not an object")
+            if name == "_METADATA" and "tree_metadata" not in value:
+                raise CheckpointError(root / name, "has no tree_metadata")
+            if name == "_sharding":  # one JSON text per array, inside the object
+                for key, text in value.items():
+                    try:
+                        json.loads(text)
+                    except Exception as err:
+                        raise CheckpointError(root / name, f"the sharding of {key} is not valid "
+                                                           f"JSON ({first_line(err)})") from None
+        if "array_metadatas" in dirs and "_METADATA" not in files:  # an item's folder
+            raise CheckpointError(root / "_METADATA", "missing")
+
+
 def restore_checked(read, stored, path: Path, target):
-    """`read(target)`, after checking the checkpoint's tree (`stored`, its metadata: no
-    array is read) against the target's names, shapes and dtypes. Every problem, then or
-    while reading, is one CheckpointError naming the checkpoint and the array or file."""
+    """`read(target)`, after checking that the checkpoint folder holds only regular files and
+    its tree (`stored`, its metadata: no array is read) against the target's names, shapes
+    and dtypes. Every problem, then or while reading, is one CheckpointError naming the
+    checkpoint and the array or file."""
+    regular_files_only(path)
+    metadata_files_ok(path)
     have, want = _leaves(stored), _leaves(target)
     for name in sorted(have.keys() | want.keys()):
         if name not in have or name not in want:
-            where = "the checkpoint" if name not in have else "the target"
+            where = "the checkpoint's metadata" if name not in have else "the target"
             raise CheckpointError(path, f"{name}: not in {where}")
         if (tuple(have[name].shape), np.dtype(have[name].dtype)) != (
                 tuple(want[name].shape), np.dtype(want[name].dtype)):
@@ -146,7 +199,7 @@ def restore_checked(read, stored, path: Path, target):
     except Exception as err:  # TensorStore's innermost error names the array and the chunk
         while err.__cause__ is not None or err.__context__ is not None:
             err = err.__cause__ or err.__context__
-        raise CheckpointError(path, str(err).splitlines()[0]) from None
+        raise CheckpointError(path, f"reading failed ({first_line(err)})") from None
 
 
 def equal(a, b) -> bool:
@@ -155,9 +208,17 @@ def equal(a, b) -> bool:
 
 def restore(path: Path, target):
     """Restore the checkpoint at `path` as `target` says (see abstract), checked first."""
+    regular_files_only(path)
+    metadata_files_ok(path)
     with ocp.StandardCheckpointer() as ckptr:
-        return restore_checked(lambda t: ckptr.restore(path, t),
-                               ckptr.metadata(path).item_metadata.tree, path, target)
+        try:
+            stored = ckptr.metadata(path).item_metadata.tree
+        except Exception as err:
+            # The arrays' index is an OCDBT database: manifest.ocdbt and the files of d/.
+            index = ["manifest.ocdbt"] + sorted(f"d/{p.name}" for p in (Path(path) / "d").glob("*"))
+            raise CheckpointError(path, f"its array index ({', '.join(index)}) is unreadable or "
+                                        f"incomplete ({first_line(err)})") from None
+        return restore_checked(lambda t: ckptr.restore(path, t), stored, path, target)
 
 
 def reshard(out: Path) -> None:
@@ -227,14 +288,26 @@ def after(steps: int, sizes=SIZES):
 def restore_latest(out: Path, every: int, keep: int, sizes=SIZES):
     """The finished steps, and the newest one's step and parameters (onto 4 devices)."""
     target = abstract(init(sizes), trainer(sizes)[0])
-    with manager(out, every, keep) as mngr:
-        step = mngr.latest_step()
-        if step is None:
-            raise CheckpointError(out / "run", "no finished checkpoint")
-        params = restore_checked(
-            lambda t: mngr.restore(step, args=ocp.args.StandardRestore(t)),
-            mngr.item_metadata(step).tree, out / "run" / str(step), target)
-        return mngr.all_steps(), step, params
+    regular_files_only(out / "run")
+    metadata_files_ok(out / "run")
+    step = None
+    try:
+        with manager(out, every, keep) as mngr:
+            step = mngr.latest_step()
+            if step is None:
+                raise CheckpointError(out / "run", "no finished checkpoint")
+            stored = mngr.item_metadata(step)
+            if stored is None or not hasattr(stored, "tree"):
+                raise CheckpointError(out / "run" / str(step), "its metadata is missing")
+            params = restore_checked(
+                lambda t: mngr.restore(step, args=ocp.args.StandardRestore(t)),
+                stored.tree, out / "run" / str(step), target)
+            return mngr.all_steps(), step, params
+    except CheckpointError:
+        raise
+    except Exception as err:  # Orbax lets through what damaged metadata makes of it
+        where = out / "run" / str(step) if step is not None else out / "run"
+        raise CheckpointError(where, f"unreadable ({first_line(err)})") from None
 
 
 def resume(out: Path, steps: int, every: int, keep: int) -> None:

@@ -14,12 +14,15 @@ the ranks' outputs would interleave.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import stat
 import statistics
 import sys
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -31,7 +34,7 @@ from torch.distributed.fsdp import fully_shard
 
 import d2l_utils
 from d2l_utils.checkpoint import CheckpointError
-from d2l_utils.sharded import output_folder
+from d2l_utils.sharded import first_line, output_folder
 
 SIZES = (20, 64, 32, 10)  # the workbook's MLP: 20 -> 64 -> 32 -> 10
 STEPS, LR, BATCH = 5, 0.1, 256
@@ -104,42 +107,105 @@ def train(out: Path) -> None:
     time_saves(out, X[mine], y[mine])
 
 
+def _plain_file(checkpoint: Path, name: str) -> Path:
+    """checkpoint/name, which must be a regular file right in the folder (no link, no FIFO)."""
+    path = checkpoint / name
+    if not path.exists() and not path.is_symlink():
+        raise CheckpointError(path, "missing")
+    if path.is_symlink() or not stat.S_ISREG(path.lstat().st_mode):
+        raise CheckpointError(path, "not a regular file")
+    return path
+
+
 def verify(checkpoint: Path) -> dcp.Metadata:
     """Check a DCP checkpoint before reading it: its .metadata (written last, by rank 0)
-    says which file holds each shard, at which offset and how long; every such file must
-    exist and be long enough. CheckpointError names the file and what it should hold."""
+    says which file holds each shard, at which offset and how long. Every such file must be
+    a regular file of this folder, long enough, its shards may not overlap, and each shard
+    (one torch.save record: a zip archive with CRC-32s) must pass its own checksums.
+    CheckpointError names the file and what it should hold. (.metadata is a pickle, read
+    with pickle: a checkpoint from someone you do not trust can run code when loaded.)"""
     checkpoint = Path(checkpoint)
-    if not (checkpoint / ".metadata").is_file():
+    meta = checkpoint / ".metadata"
+    if not meta.exists() and not meta.is_symlink():
         raise CheckpointError(checkpoint, "no .metadata: not a finished DCP checkpoint")
-    metadata = dcp.FileSystemReader(checkpoint).read_metadata()
-    shards: dict[str, list[tuple[int, str]]] = {}  # file -> (end, name) of each shard in it
+    _plain_file(checkpoint, ".metadata")
+    try:
+        metadata = dcp.FileSystemReader(checkpoint).read_metadata()
+    except Exception as err:  # a damaged pickle raises anything
+        raise CheckpointError(meta, f"unreadable ({first_line(err)})") from None
+    if not isinstance(metadata, dcp.Metadata) or not isinstance(metadata.storage_data, dict):
+        raise CheckpointError(meta, f"holds a {type(metadata).__name__}, not DCP's Metadata")
+    shards: dict[str, list[tuple]] = {}  # file -> (start, end, name, is a tensor) of its shards
     for index, where in metadata.storage_data.items():
         name = f"{index.fqn} from row {index.offset[0]}" if index.offset else index.fqn
-        shards.setdefault(where.relative_path, []).append((where.offset + where.length, name))
+        file, start, length = where.relative_path, where.offset, where.length
+        if (not isinstance(file, str) or not file.endswith(".distcp") or "/" in file
+                or file.startswith(".") or not isinstance(start, int) or not isinstance(length, int)
+                or start < 0 or length <= 0):
+            raise CheckpointError(meta, f"the entry of {name} is invalid ({file!r}, bytes "
+                                        f"{start!r} + {length!r})")
+        # Tensors are torch.save records (zip archives); other objects are raw bytes.
+        is_tensor = isinstance(metadata.state_dict_metadata.get(index.fqn), dcp.TensorStorageMetadata)
+        shards.setdefault(file, []).append((start, start + length, name, is_tensor))
     for file, held in sorted(shards.items()):
-        path, (end, last) = checkpoint / file, max(held)
-        if not path.is_file():
-            raise CheckpointError(path, f"missing: it holds {len(held)} shards, the first "
-                                        f"{min(held)[1]}")
-        if path.stat().st_size < end:
-            raise CheckpointError(path, f"truncated: {path.stat().st_size} bytes, but the "
-                                        f"shard of {last} ends at byte {end}")
+        held.sort()
+        if not (checkpoint / file).exists() and not (checkpoint / file).is_symlink():
+            raise CheckpointError(checkpoint / file, f"missing: it holds {len(held)} shards, the "
+                                                     f"first {held[0][2]}")
+        path = _plain_file(checkpoint, file)
+        size = path.stat().st_size
+        if size < held[-1][1]:
+            raise CheckpointError(path, f"truncated: {size} bytes, but the shard of "
+                                        f"{held[-1][2]} ends at byte {held[-1][1]}")
+        for (_, end, name, _), (start, _, other, _) in zip(held, held[1:]):
+            if start < end:
+                raise CheckpointError(path, f"the shards of {name} and {other} overlap")
+        with open(path, "rb") as f:
+            for start, end, name, is_tensor in held:
+                if not is_tensor:
+                    continue
+                f.seek(start)
+                chunk = f.read(end - start)
+                try:
+                    # The record fills its bytes exactly: a zip from its first byte (local
+                    # header) to its last (the end record, no comment); zipfile alone would
+                    # accept junk around it.
+                    if not chunk.startswith(b"PK\x03\x04") or chunk[-22:-18] != b"PK\x05\x06":
+                        raise zipfile.BadZipFile("not one zip archive from its first byte to its last")
+                    with zipfile.ZipFile(io.BytesIO(chunk)) as record:
+                        bad = record.testzip()
+                except Exception as err:  # BadZipFile, and what a damaged header raises
+                    raise CheckpointError(path, f"the shard of {name} is damaged "
+                                                f"({first_line(err)})") from None
+                if bad is not None:
+                    raise CheckpointError(path, f"the shard of {name} is damaged (checksum of "
+                                                f"{bad} does not match)")
     return metadata
 
 
 def load_into(model: nn.Module, checkpoint: Path) -> nn.Module:
     """Load a DCP checkpoint into `model`, sharded over this job's ranks or not sharded at
     all: each rank reads only the pieces of the files that overlap what it holds. Every
-    problem is one CheckpointError naming the checkpoint and, for each rank, the cause."""
-    verify(checkpoint)
+    problem is one CheckpointError naming the checkpoint and, for each rank, the cause; a
+    tensor saved with another dtype than the model's is one too (DCP would cast it)."""
+    metadata = verify(checkpoint)
     state = {"model": model.state_dict()}
+    for name, tensor in state["model"].items():
+        saved = metadata.state_dict_metadata.get(f"model.{name}")
+        dtype = getattr(getattr(saved, "properties", None), "dtype", None)
+        if dtype is not None and dtype != tensor.dtype:
+            raise CheckpointError(checkpoint, f"model.{name}: saved as {dtype}, the model "
+                                              f"holds {tensor.dtype}")
     try:
         with warnings.catch_warnings():  # without a process group DCP warns that it loads
             warnings.filterwarnings("ignore", "torch.distributed is disabled")  # in 1 process
             dcp.load(state, checkpoint_id=checkpoint)
     except dcp.CheckpointException as err:  # one (exception, traceback) per failed rank
-        causes = "; ".join(f"rank {rank}: {exc}" for rank, (exc, _) in sorted(err.failures.items()))
+        causes = "; ".join(f"rank {rank}: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}"
+                           for rank, (exc, _) in sorted(err.failures.items()))
         raise CheckpointError(checkpoint, causes) from None
+    except Exception as err:  # anything else DCP lets through
+        raise CheckpointError(checkpoint, first_line(err)) from None
     model.load_state_dict(state["model"])
     return model
 
