@@ -15,10 +15,11 @@ Each case is classified as one of
 * STRICT: a CheckpointError naming the checkpoint (and the culprit), or a load that gives
   exactly what was saved. Anything else (another exception type, a hang, a load with other
   values) fails.
-* GAP ("documented gap"): bytes flipped inside the tensor data of a file. DCP keeps no
-  checksum of its own (each tensor is a torch.save zip record, whose CRC-32 torch.load does
-  not check), nor does Orbax for the values (OCDBT checks CRC-32C on its b-tree nodes and
-  manifests only), so such a file may load, with other values, without any error. The case
+* GAP ("documented gap"): bytes flipped inside the array data of an Orbax file. Orbax keeps
+  no checksum of the values (OCDBT checks CRC-32C on its b-tree nodes and manifests only),
+  so such a file may load, with other values, without any error. (DCP keeps no checksum of
+  its own either, but each tensor is a torch.save zip record with CRC-32s, which torch.load
+  does not check and torch_dcp.verify does: those flips are STRICT and must raise.) The case
   passes on either outcome, as long as an error is a proper CheckpointError and nothing
   hangs; which of the two happened is printed (`-s` shows it) and recorded in GAP_OUTCOMES.
   Bytes flipped in a record's *header* region (zip headers, data.pkl, central directory) are
@@ -394,10 +395,10 @@ DCP_CASES = [
      S1F),
     ("shard1-junk-prepended", _prepend(S1, JUNK[:64]), STRICT, False, S1F),
     ("shard0-1-byte-prepended", _prepend(S0, b"\0"), STRICT, False, S0F),
-    # --- bytes flipped inside tensor data: DOCUMENTED GAP (no checksums)
-    ("shard1-flip-data-of-0.weight", _flip(S1, _data_pos("model.0.weight")), GAP, False, S1F),
-    ("shard1-flip-data-of-4.bias", _flip(S1, _data_pos("model.4.bias", 0.0)), GAP, False, S1F),
-    ("shard0-flip-data-of-2.weight", _flip(S0, _data_pos("model.2.weight", 0.9)), GAP, False,
+    # --- bytes flipped inside tensor data: STRICT since verify checks the records' CRC-32s
+    ("shard1-flip-data-of-0.weight", _flip(S1, _data_pos("model.0.weight")), STRICT, True, S1F),
+    ("shard1-flip-data-of-4.bias", _flip(S1, _data_pos("model.4.bias", 0.0)), STRICT, True, S1F),
+    ("shard0-flip-data-of-2.weight", _flip(S0, _data_pos("model.2.weight", 0.9)), STRICT, True,
      S0F),
     # --- bytes flipped inside the header region of an item (zip headers, data.pkl)
     ("shard1-flip-zip-magic-first-item", _flip(S1, lambda n, L: 0), STRICT, False, S1F),
