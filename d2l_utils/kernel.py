@@ -4,8 +4,9 @@ d2l-io runs this Python (PyTorch, TensorFlow, JAX); d2l-io-mxnet runs the interp
 MXNet environment, given with --mxnet-python. Both are registered in one place (this
 environment), so the JupyterLab, nbval and grader of this environment can start either.
 
-Every notebook names this kernel, so JupyterLab, nbval and nbgrader all run the same
-interpreter with the same environment. The environment variables below silence framework
+Every notebook names one of them (the MXNet notebooks d2l-io-mxnet, the others d2l-io: see
+KERNELS), so JupyterLab, nbval and the grader run it with the same interpreter and
+environment. The environment variables below (both kernels have them) silence framework
 log lines at their source (they are written by C++ code straight to stderr, so they would
 otherwise show up in cell outputs and differ between machines):
 

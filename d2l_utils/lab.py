@@ -24,6 +24,7 @@ rendered, no news fetched from the internet) are installed with the kernel, by
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -48,6 +49,7 @@ NBGRADER_SERVER = ["nbgrader.server_extensions.formgrader",
                    "nbgrader.server_extensions.course_list"]
 
 
+@functools.cache
 def _jupytext_config():
     """The project's [tool.jupytext] settings (pyproject.toml), as contents-manager traits."""
     import tomllib
@@ -86,12 +88,12 @@ def _contents_manager_class():
     return ContentsManager
 
 
-def contents_manager(root: Path | str, cls=None):
+def contents_manager(root: Path | str):
     """A (synchronous) jupytext contents manager over `root`, configured as pyproject.toml
     configures the project, wherever `root` is (a temporary folder has no pyproject.toml)."""
     import jupytext
 
-    cm = (cls or jupytext.TextFileContentsManager)(root_dir=str(root), log=_QUIET)
+    cm = jupytext.TextFileContentsManager(root_dir=str(root), log=_QUIET)
     for key, value in _jupytext_config().items():
         setattr(cm, key, value)
     return cm

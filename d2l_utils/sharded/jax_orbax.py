@@ -124,36 +124,34 @@ def abstract(params, sharding=None):
 
 
 def _leaves(tree) -> dict:
-    leaves = jax.tree_util.tree_leaves_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))
+    leaves = jax.tree.leaves_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))
     return {"/".join(str(k.key) for k in path): leaf for path, leaf in leaves}
-
-
-def regular_files_only(folder: Path) -> None:
-    """Refuse a checkpoint folder holding anything but folders and regular files: Orbax and
-    TensorStore would block forever reading a FIFO, and follow links out of the folder."""
-    folder = Path(folder)
-    if folder.is_symlink() or not folder.is_dir():
-        raise CheckpointError(folder, "not a checkpoint folder")
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            path = Path(root) / name
-            mode = path.lstat().st_mode
-            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-                raise CheckpointError(path, "not a regular file or folder")
 
 
 #: Orbax's metadata files, each one JSON object (no checksum of their own).
 METADATA_FILES = ("_CHECKPOINT_METADATA", "_METADATA", "_sharding")
+#: The suffix of a save cut off mid-way: the manager ignores it, and deletes it when it next starts.
+TMP = ".orbax-checkpoint-tmp"
 
 
-def metadata_files_ok(folder: Path) -> None:
-    """Check Orbax's metadata files below `folder` before Orbax reads them, so that a damaged
-    one is named: each must be one JSON object; an item's folder (the one with
-    array_metadatas/) needs its _METADATA, holding the tree."""
+def check_folder(folder: Path) -> None:
+    """Check a checkpoint folder before Orbax reads anything of it, in one walk:
+    - it holds folders and regular files only: Orbax and TensorStore would block forever
+      reading a FIFO, and follow links out of the folder;
+    - Orbax's metadata files (outside saves cut off mid-way) are named when damaged: each must
+      be one JSON object; an item's folder (the one with array_metadatas/) needs its
+      _METADATA, holding the tree."""
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        raise CheckpointError(folder, "not a checkpoint folder")
     for root, dirs, files in os.walk(folder):
         root = Path(root)
-        # A save cut off mid-way: the manager ignores it, and deletes it when it next starts.
-        dirs[:] = [d for d in dirs if not d.endswith(".orbax-checkpoint-tmp")]
+        for name in dirs + files:
+            mode = (root / name).lstat().st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise CheckpointError(root / name, "not a regular file or folder")
+        if any(part.endswith(TMP) for part in root.relative_to(folder).parts):
+            continue
         for name in files:
             if name not in METADATA_FILES and root.name != "array_metadatas":
                 continue
@@ -178,12 +176,10 @@ def metadata_files_ok(folder: Path) -> None:
 
 
 def restore_checked(read, stored, path: Path, target):
-    """`read(target)`, after checking that the checkpoint folder holds only regular files and
-    its tree (`stored`, its metadata: no array is read) against the target's names, shapes
-    and dtypes. Every problem, then or while reading, is one CheckpointError naming the
-    checkpoint and the array or file."""
-    regular_files_only(path)
-    metadata_files_ok(path)
+    """`read(target)`, after checking the checkpoint's tree (`stored`, its metadata: no array
+    is read) against the target's names, shapes and dtypes. Every problem, then or while
+    reading, is one CheckpointError naming the checkpoint and the array or file. The caller
+    has checked the folder (check_folder) before reading `stored`: see restore."""
     have, want = _leaves(stored), _leaves(target)
     for name in sorted(have.keys() | want.keys()):
         if name not in have or name not in want:
@@ -208,8 +204,7 @@ def equal(a, b) -> bool:
 
 def restore(path: Path, target):
     """Restore the checkpoint at `path` as `target` says (see abstract), checked first."""
-    regular_files_only(path)
-    metadata_files_ok(path)
+    check_folder(path)
     with ocp.StandardCheckpointer() as ckptr:
         try:
             stored = ckptr.metadata(path).item_metadata.tree
@@ -288,8 +283,7 @@ def after(steps: int, sizes=SIZES):
 def restore_latest(out: Path, every: int, keep: int, sizes=SIZES):
     """The finished steps, and the newest one's step and parameters (onto 4 devices)."""
     target = abstract(init(sizes), trainer(sizes)[0])
-    regular_files_only(out / "run")
-    metadata_files_ok(out / "run")
+    check_folder(out / "run")
     step = None
     try:
         with manager(out, every, keep) as mngr:

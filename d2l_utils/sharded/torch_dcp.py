@@ -108,10 +108,9 @@ def train(out: Path) -> None:
 
 
 def _plain_file(checkpoint: Path, name: str) -> Path:
-    """checkpoint/name, which must be a regular file right in the folder (no link, no FIFO)."""
+    """checkpoint/name, which exists, and must be a regular file right in the folder (no link,
+    no FIFO)."""
     path = checkpoint / name
-    if not path.exists() and not path.is_symlink():
-        raise CheckpointError(path, "missing")
     if path.is_symlink() or not stat.S_ISREG(path.lstat().st_mode):
         raise CheckpointError(path, "not a regular file")
     return path
