@@ -221,13 +221,24 @@ USER = "d2l-grade-test"
 # (pyenv under /root), a private mount namespace makes just that installation reachable.
 AS_USER = textwrap.dedent("""
     set -e
-    real="$PYBASE"
-    if ! setpriv --reuid="$U" --regid="$U" --init-groups test -x "$real/bin/python3"; then
-        mkdir -p /run/d2l-pybase && mount --bind "$real" /run/d2l-pybase
-        top="$(echo "$real" | cut -d/ -f2)"
-        mount -t tmpfs -o mode=755 tmpfs "/$top"
-        mkdir -p "$real" && mount --bind /run/d2l-pybase "$real"
-    fi
+    as_user() { setpriv --reuid="$U" --regid="$U" --init-groups "$@"; }
+    # The shared Python installation and environment ($PYBASE, $VENV) may lie below a folder
+    # the user cannot enter (/root, a 0700 clone made by mktemp -d). In this private mount
+    # namespace each is set aside, the outermost such folder is covered by an empty tmpfs, and
+    # the path is made again and bound back: the user reaches exactly these, nothing beside.
+    # (All are set aside before any tmpfs is mounted: both may lie below the same folder.)
+    n=0 blocked="" moved=""
+    for real in "$PYBASE" "$VENV"; do
+        as_user test -x "$real/bin/python3" && continue
+        n=$((n + 1)); mkdir -p "/run/d2l-reach/$n" && mount --bind "$real" "/run/d2l-reach/$n"
+        moved="$moved $n:$real" outermost="" d="$real"
+        while [ "$d" != / ]; do d="$(dirname "$d")"; as_user test -x "$d" || outermost="$d"; done
+        blocked="$blocked $outermost"
+    done
+    for d in $blocked; do mount -t tmpfs -o mode=755 tmpfs "$d"; done
+    for entry in $moved; do
+        real="${entry#*:}"; mkdir -p "$real" && mount --bind "/run/d2l-reach/${entry%%:*}" "$real"
+    done
     cd "$WORK"
     exec setpriv --reuid="$U" --regid="$U" --init-groups env -i HOME="$HOMEDIR" PATH=/usr/bin:/bin "$@"
 """)
@@ -266,8 +277,8 @@ def test_hostile_class_as_ordinary_user(user_home):
     before = {"submitted": _digest(subs), "solutions": _digest(ROOT / "solutions"),
               "source": _digest(source / "selftest")}
     cmd = _grade_cmd(str(repo / ".venv" / "bin" / "python"), subs, base / "course", source)
-    env = dict(os.environ, PYBASE=os.path.realpath(sys.base_prefix), U=str(user.pw_uid),
-               WORK=str(repo), HOMEDIR=str(user_home))
+    env = dict(os.environ, PYBASE=os.path.realpath(sys.base_prefix), VENV=sys.prefix,
+               U=str(user.pw_uid), WORK=str(repo), HOMEDIR=str(user_home))
     with Host() as host:
         proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                                AS_USER, "sh", *cmd], env=env, capture_output=True, text=True,
