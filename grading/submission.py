@@ -82,10 +82,11 @@ def thread_env(threads: int) -> dict[str, str]:
     """Each sandbox's thread pools sized to its share of the cores: k kernels with k x cores
     threads on k cores spend their time switching instead of computing."""
     n = str(threads)
-    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
-            "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n,
-            "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
-                         f"intra_op_parallelism_threads={n}"}
+    env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+           "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n}
+    if threads == 1:  # XLA has no thread-count flag; one thread is its only other setting
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false"
+    return env
 
 
 def read_notebook(path: Path):

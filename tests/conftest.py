@@ -16,8 +16,15 @@ from d2l_utils import FRAMEWORK_MODULES, FRAMEWORKS  # noqa: F401 (the tests imp
 from d2l_utils.kernel import ENV as KERNEL_ENV  # subprocesses running notebook code get it too
 from d2l_utils.kernel import KERNELS
 from d2l_utils.kernel import python as kernel_python
+from grading.submission import thread_env
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Each pytest-xdist worker's share of the cores, for everything it starts (notebook kernels,
+# subprocesses) and for itself: frameworks size their thread pools to every core by default,
+# and two workers' pools spinning on two cores starve each other (a 2 s test took 23 s).
+os.environ.update(thread_env(max(1, (os.cpu_count() or 1)
+                                 // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))))
 
 
 def python_for(framework: str) -> str:

@@ -76,3 +76,23 @@ def test_every_assignment_has_checks_for_its_graded_cells():
         assert module.HELPERS.strip()
     assert set(checks.load("selftest").EXPORTS) == set(
         points(Path(__file__).parent / "fixtures" / "selftest" / "exercises.ipynb"))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_thread_env_is_understood_by_every_framework(threads):
+    """Each sandbox's thread settings are flags the frameworks accept, and leave room for the
+    flags a program adds itself (the sharded-checkpoint programs append a device count to
+    XLA_FLAGS; a malformed entry once made XLA ignore it)."""
+    import os
+    import subprocess
+    import sys
+
+    from grading.submission import thread_env
+
+    env = dict(os.environ, **thread_env(threads), JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=3").strip()
+    code = ("import jax, torch; print(len(jax.devices()), torch.get_num_threads())")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["3", str(threads)], proc.stdout
