@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import psutil
@@ -86,7 +87,16 @@ def lab(tmp_path_factory):
             log.seek(0)
             m = re.search(rf"(http://127\.0\.0\.1:{port}/lab\S*\?token=\w+)", log.read())
             url = m and m.group(1)
-        urllib.request.urlopen(url, timeout=30).close()
+        # Jupyter Server prints its URL before its event loop starts listening: the first
+        # connections of a loaded machine can be refused.
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=30).close()
+                break
+            except urllib.error.URLError as err:
+                assert isinstance(err.reason, ConnectionRefusedError), err
+                assert proc.poll() is None and time.monotonic() < deadline, _tail(log)
+                time.sleep(0.1)
         yield url, copy
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
