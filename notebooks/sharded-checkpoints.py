@@ -27,7 +27,6 @@ import ast
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -50,19 +49,14 @@ def show(script, *names):
 
 
 # The processes talk over the loopback interface only: gloo (PyTorch's CPU backend) is told
-# to use `lo`, and torchrun's rendezvous is on 127.0.0.1. One thread each: two cores here.
+# to use `lo`, and `torchrun --standalone` meets on this machine, at a port it picks itself.
+# One thread each: two cores here.
 ENV = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run(command, shown):
-    """Run `command` in notebooks/ and print `shown` (the same command, as typed in a shell,
-    without the port number, which changes every time); on failure, show what it printed."""
+    """Run `command` in notebooks/ and print `shown` (the same command, as typed in a shell);
+    on failure, show what it printed."""
     print("$", shown)
     proc = subprocess.run(command, cwd=d2l_utils.scratch_dir(), env=ENV, capture_output=True,
                           text=True)
@@ -73,11 +67,10 @@ def run(command, shown):
 
 def torchrun(nproc, *args):
     """torchrun (python -m torch.distributed.run) with `nproc` processes on this machine."""
-    port = free_port()
-    options = ["--nproc-per-node", str(nproc), "--master-addr", "127.0.0.1"]
+    options = ["--standalone", "--nproc-per-node", str(nproc)]
     script = ["-m", "d2l_utils.sharded.torch_dcp", *args]
-    run([sys.executable, "-m", "torch.distributed.run", *options, "--master-port", str(port),
-         *script], " ".join(["torchrun", *options, "--master-port", "$PORT", *script]))
+    run([sys.executable, "-m", "torch.distributed.run", *options, *script],
+        " ".join(["torchrun", *options, *script]))
     print("finished")
 
 
@@ -97,7 +90,8 @@ show("torch_dcp.py", "shard", "train")
 
 # %% [markdown]
 # `torchrun` starts the processes ("ranks") and gives each its rank, the number of ranks and
-# where to meet (`MASTER_ADDR`, `MASTER_PORT`); the script then joins the process group with
+# where to meet (`MASTER_ADDR`, `MASTER_PORT`: with `--standalone`, a free port on this
+# machine, chosen when it starts); the script then joins the process group with
 # the `gloo` backend, which runs on CPUs. Two ranks train on half of the batch each:
 
 # %%
