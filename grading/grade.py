@@ -189,6 +189,10 @@ def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOU
     why = sandbox.check_available()
     if why:
         raise SystemExit(f"cannot grade safely: {why}")
+    if not sandbox.tmpfs_sized():
+        report("warning: this bubblewrap cannot size a tmpfs (0.8 or later can): a submission's "
+               "/tmp and /dev/shm are limited only by the memory limit's cgroup, and not at all "
+               "when grading as an ordinary user")
     submissions, course, source = submissions.resolve(), course.resolve(), source.resolve()
     found, problems = find_submissions(submissions, source)
     for line in problems:

@@ -11,7 +11,11 @@
   /dev/shm; nothing else (not the repository, the course, other submissions or any home);
 * no capabilities, a new session (no terminal injection), a cleared environment.
 
-Limits per sandbox (memory, default 4 GB; processes, default 256):
+Limits per sandbox (memory, default 4 GB; processes, default 256; files):
+
+* in every case, no file larger than FILE_LIMIT (RLIMIT_FSIZE: a bigger write fails with
+  "File too large"), and the private /tmp and /dev/shm each hold at most a quarter of the
+  memory limit (tmpfs lives in RAM, which an ordinary user's watchdog cannot see);
 
 * as root, a cgroup per sandbox (cgroup v2, or the v1 memory and pids controllers), so the
   kernel enforces both limits and `cgroup.kill`/the PID namespace end everything at once;
@@ -24,6 +28,7 @@ The watchdog runs in both cases and records why a sandbox was killed.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -38,6 +43,7 @@ import psutil
 
 MEMORY_LIMIT = 4 * 2**30
 PROCESS_LIMIT = 256
+FILE_LIMIT = 512 * 2**20  # bytes in one file: no honest file comes near (exports are capped alike)
 # Files of /etc that programs in the sandbox read; nothing else of /etc (e.g. /etc/shadow).
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
        "localtime", "alternatives", "mime.types", "hosts")
@@ -121,14 +127,15 @@ class Limits:
     def wrap(self, argv: list[str]) -> list[str]:
         """`argv` started so that it is inside the limits from its first instruction: a shell
         joins the cgroups and then execs it (or prlimit caps the user's process count)."""
+        size = f"--fsize={FILE_LIMIT}:{FILE_LIMIT}"
         if self.kind:
             join = "".join(
                 f'echo $$ > "{d}/cgroup.procs" || exit 97; ' for d in self.dirs)
-            return ["sh", "-c", join + 'exec "$@"', "sh", *argv]
+            return ["prlimit", size, "--", "sh", "-c", join + 'exec "$@"', "sh", *argv]
         mine = sum(1 for p in psutil.process_iter(["uids"])
                    if p.info["uids"] and p.info["uids"].real == os.getuid())
         n = mine + self.processes
-        return ["prlimit", f"--nproc={n}:{n}", "--", *argv]
+        return ["prlimit", f"--nproc={n}:{n}", size, "--", *argv]
 
     def kill_all(self) -> None:
         for d in self.dirs:
@@ -193,7 +200,9 @@ class Sandbox:
         for name in ETC:
             if (Path("/etc") / name).exists():
                 a += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-        a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
+        a += ["--proc", "/proc", "--dev", "/dev"]
+        for p in ("/dev/shm", "/tmp"):
+            a += [*_tmpfs_size(self.memory // 4), "--tmpfs", p]
         for p in _outermost(self.ro):
             a += ["--ro-bind", p, p]
         for inside, outside in self.code.items():
@@ -266,6 +275,16 @@ def kill_tree(pid: int) -> None:
             p.kill()
         except psutil.Error:
             pass
+
+
+@functools.cache
+def tmpfs_sized() -> bool:
+    """bubblewrap 0.8 and later size a tmpfs (`--size`); older ones cannot."""
+    return "--size" in subprocess.run(["bwrap", "--help"], capture_output=True, text=True).stdout
+
+
+def _tmpfs_size(limit: int) -> list[str]:
+    return ["--size", str(limit)] if tmpfs_sized() else []
 
 
 def _outermost(paths: list[str]) -> list[str]:

@@ -5,8 +5,10 @@
   framework: other correct answers, cheats on the test machinery, bombs, daemons, signals,
   network and file probes, odd and broken notebooks. Each must score exactly its honest work
   (manifest.json: "points"), leave no process running, reach no host socket, leak no host
-  file and write nothing outside its folder. The whole class is graded as root; the entries
-  marked "as_user" again as an ordinary user with the repository in their home.
+  file and write nothing outside its folder; where an entry lists "feedback", its feedback
+  page shows those lines (the limit it met, as its own cell printed it). The whole class is
+  graded as root; the entries marked "as_user" again as an ordinary user with the repository
+  in their home.
 * The fair class (tests/fixtures/fair/<framework>) is in test_grading_fair.py, a file of its
   own so that pytest-xdist grades the two classes on different workers.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
 import json
 import os
 import pwd
@@ -150,6 +153,11 @@ def _check_hostile(base: Path, proc: subprocess.CompletedProcess, subs: Path, be
     for e in entries:
         for line in e.get("reported", []):
             assert line.replace("{base}", str(base)) in proc.stdout + proc.stderr, (e["student"], line)
+        if e.get("feedback"):  # what the sandbox refused, as the student's own cell printed it
+            page = base / "course" / "feedback" / e["student"] / "selftest" / "exercises.html"
+            text = html.unescape(page.read_text())
+            for line in e["feedback"]:
+                assert line in text, (e["student"], line)
 
 
 def _grade_cmd(python: str, subs: Path, course: Path, source: Path, timeout: int = 5,
