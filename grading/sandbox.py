@@ -125,8 +125,9 @@ class Limits:
             self.dirs, self.kind = [], None
 
     def wrap(self, argv: list[str]) -> list[str]:
-        """`argv` started so that it is inside the limits from its first instruction: a shell
-        joins the cgroups and then execs it (or prlimit caps the user's process count)."""
+        """`argv` started so that it is inside the limits from its first instruction: prlimit
+        caps the file size (and, without cgroups, the user's process count), then a shell
+        joins the cgroups, where there are any, and execs it."""
         size = f"--fsize={FILE_LIMIT}:{FILE_LIMIT}"
         if self.kind:
             join = "".join(

@@ -80,23 +80,23 @@ def lab(tmp_path_factory):
          "--no-browser", f"--port={port}", "--ServerApp.port_retries=0"],
         cwd=copy, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline, url = time.monotonic() + 60, None
-        while url is None:
+        # Up once its URL is printed and a connection to it is accepted: Jupyter Server prints
+        # the URL before its event loop starts listening, so a loaded machine can refuse the
+        # first connections.
+        deadline, url, up = time.monotonic() + 60, None, False
+        while not up:
             assert proc.poll() is None and time.monotonic() < deadline, _tail(log)
             time.sleep(0.1)
-            log.seek(0)
-            m = re.search(rf"(http://127\.0\.0\.1:{port}/lab\S*\?token=\w+)", log.read())
-            url = m and m.group(1)
-        # Jupyter Server prints its URL before its event loop starts listening: the first
-        # connections of a loaded machine can be refused.
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=30).close()
-                break
-            except urllib.error.URLError as err:
-                assert isinstance(err.reason, ConnectionRefusedError), err
-                assert proc.poll() is None and time.monotonic() < deadline, _tail(log)
-                time.sleep(0.1)
+            if url is None:
+                log.seek(0)
+                m = re.search(rf"(http://127\.0\.0\.1:{port}/lab\S*\?token=\w+)", log.read())
+                url = m and m.group(1)
+            if url:
+                try:
+                    urllib.request.urlopen(url, timeout=30).close()
+                    up = True
+                except urllib.error.URLError as err:
+                    assert isinstance(err.reason, ConnectionRefusedError), err
         yield url, copy
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -4,13 +4,16 @@ the checker's result validation and scoring."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from grading import checks
 from grading.grade import write_feedback
-from grading.submission import Graded, SubmissionError, _read_result, read_notebook
+from grading.submission import Graded, SubmissionError, _read_result, read_notebook, thread_env
 
 BAD = {
     "not-json.ipynb": b'{"cells": [',
@@ -83,15 +86,9 @@ def test_thread_env_is_understood_by_every_framework(threads):
     """Each sandbox's thread settings are flags the frameworks accept, and leave room for the
     flags a program adds itself (the sharded-checkpoint programs append a device count to
     XLA_FLAGS; a malformed entry once made XLA ignore it)."""
-    import os
-    import subprocess
-    import sys
-
-    from grading.submission import thread_env
-
     env = dict(os.environ, **thread_env(threads), JAX_PLATFORMS="cpu")
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=3").strip()
-    code = ("import jax, torch; print(len(jax.devices()), torch.get_num_threads())")
+    code = "import jax, torch; print(len(jax.devices()), torch.get_num_threads())"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
