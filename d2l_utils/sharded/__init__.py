@@ -24,7 +24,13 @@ def output_folder(name: str) -> Path:
     return out
 
 
+def message(err: BaseException) -> str:
+    """The first line of an exception's message ("" if it has none)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def first_line(err: BaseException) -> str:
     """An exception as one readable line: its type and the first line of its message."""
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+    text = message(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

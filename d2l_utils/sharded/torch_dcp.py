@@ -34,7 +34,7 @@ from torch.distributed.fsdp import fully_shard
 
 import d2l_utils
 from d2l_utils.checkpoint import CheckpointError
-from d2l_utils.sharded import first_line, output_folder
+from d2l_utils.sharded import first_line, message, output_folder
 
 SIZES = (20, 64, 32, 10)  # the workbook's MLP: 20 -> 64 -> 32 -> 10
 STEPS, LR, BATCH = 5, 0.1, 256
@@ -200,7 +200,7 @@ def load_into(model: nn.Module, checkpoint: Path) -> nn.Module:
             warnings.filterwarnings("ignore", "torch.distributed is disabled")  # in 1 process
             dcp.load(state, checkpoint_id=checkpoint)
     except dcp.CheckpointException as err:  # one (exception, traceback) per failed rank
-        causes = "; ".join(f"rank {rank}: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}"
+        causes = "; ".join(f"rank {rank}: {message(exc) or type(exc).__name__}"
                            for rank, (exc, _) in sorted(err.failures.items()))
         raise CheckpointError(checkpoint, causes) from None
     except Exception as err:  # anything else DCP lets through
