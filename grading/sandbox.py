@@ -43,7 +43,7 @@ import psutil
 
 MEMORY_LIMIT = 4 * 2**30
 PROCESS_LIMIT = 256
-FILE_LIMIT = 512 * 2**20  # bytes in one file: no honest file comes near (exports are capped alike)
+FILE_LIMIT = 512 * 2**20  # bytes in one file (also the largest export read): no honest file comes near
 # Files of /etc that programs in the sandbox read; nothing else of /etc (e.g. /etc/shadow).
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
        "localtime", "alternatives", "mime.types", "hosts")

@@ -26,12 +26,12 @@ import d2l_utils
 import grading
 from grading import checks
 from grading.course import CELL_TIMEOUT, NOTEBOOK, OUTPUT_LIMIT
-from grading.sandbox import MEMORY_LIMIT, PROCESS_LIMIT, Sandbox
+from grading.sandbox import FILE_LIMIT, MEMORY_LIMIT, PROCESS_LIMIT, Sandbox
 from d2l_utils.kernel import KERNELS, NAME
 from d2l_utils.kernel import python as kernel_python
 
 MAX_SUBMISSION_BYTES = 50 * 2**20
-MAX_EXPORT_BYTES = 512 * 2**20
+MAX_EXPORT_BYTES = FILE_LIMIT  # the largest file a sandbox can write
 CHECK_LIMIT = 600  # seconds for the trusted checks of one submission
 
 
