@@ -1,12 +1,14 @@
 """The trusted side of grading: references and checks, in a process that runs no student code.
 
     python -m grading.check reference ASSIGNMENT SEED OUT
-    python -m grading.check check ASSIGNMENT EXPORTS REFS RESULT.json
+    python -m grading.check check ASSIGNMENT EXPORTS REFS RESULT.json GRADE_ID
 
 Run by the grader in a sandbox of its own (read-only, no network) after the submission's
-processes are gone; see grading.checks for the protocol. RESULT.json maps each grade_id to its
-list of checks, {"name", "passed", "detail"}. An exception inside a check is a failed check
-with the exception's type, never a crash: one bad file cannot cost the other grade cells.
+processes are gone, once per graded cell; see grading.checks for the protocol. RESULT.json is
+that grade_id's list of checks, {"name", "passed", "detail"}. An exception inside a check is a
+failed check with the exception's type, never a crash; and since every graded cell is checked
+in a process of its own, an export that exhausts the checker's memory or time costs only its
+own cell.
 """
 
 from __future__ import annotations
@@ -24,19 +26,13 @@ def run_reference(assignment: str, seed: int, out: Path) -> None:
     checks.load(assignment).reference(seed, out)
 
 
-def run_checks(assignment: str, exports: Path, refs: Path) -> dict[str, list[dict]]:
+def run_check(assignment: str, gid: str, exports: Path, refs: Path) -> list[dict]:
     module = checks.load(assignment)
-    results = {}
-    for gid in module.EXPORTS:
-        try:
-            found = module.check(gid, exports / gid, refs)
-            results[gid] = [asdict(c) for c in found]
-        except BaseException as exc:  # noqa: BLE001  (a hostile file must not cost the rest)
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            results[gid] = [{"name": "the exported files could be checked", "passed": False,
-                             "detail": f"{type(exc).__name__} while checking"}]
-    return results
+    try:
+        return [asdict(c) for c in module.check(gid, exports / gid, refs)]
+    except Exception as exc:  # noqa: BLE001  (a hostile file is a failed check, not a crash)
+        return [{"name": "the exported files could be checked", "passed": False,
+                 "detail": f"{type(exc).__name__} while checking"}]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         run_reference(argv[1], int(argv[2]), Path(argv[3]))
         return 0
     if argv[0] == "check":
-        result = run_checks(argv[1], Path(argv[2]), Path(argv[3]))
+        result = run_check(argv[1], argv[5], Path(argv[2]), Path(argv[3]))
         Path(argv[4]).write_text(json.dumps(result))
         return 0
     print(__doc__, file=sys.stderr)

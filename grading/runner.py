@@ -11,6 +11,14 @@ out of the kernel's reach ("sealed"), so nothing the kernel does later can chang
 executed notebook becomes the student's feedback; the export log says, per grade_id, whether
 its export ran and, if not, why (first line of the error). Both are written after every cell.
 
+Saving and loading in two processes: a grade_id with a *reload* (JOB.json "reload") is graded
+in two halves. Its export code in the kernel only saves (the student's save function writes
+into the export folder), and that folder is sealed aside. When the notebook is done and its
+kernel gone, a second, fresh kernel in a fresh copy of the submission (its own home, /tmp and
+scratch) runs the notebook's code cells up to that grade cell, then the reload code, handed a
+copy of the sealed files at a new path: what the student's load function restores there can
+only have come from those files.
+
 Limits: a cell that runs past its time limit is interrupted; if the kernel does not answer
 within a grace period (a loop that swallows KeyboardInterrupt) it is killed, and that cell and
 every later one score zero with the reason. A cell keeps at most `output_limit` bytes of
@@ -164,6 +172,7 @@ def run(job: dict) -> None:
     nb = nbformat.read(job["notebook"], as_version=4)
     out_nb, log_path = Path(job["out_notebook"]), Path(job["log"])
     exports: dict[str, str] = job["exports"]
+    reload = job.get("reload") or {}
     log: dict[str, dict] = {gid: {"ran": False, "error": "not run"} for gid in exports}
 
     def save() -> None:
@@ -173,20 +182,38 @@ def run(job: dict) -> None:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+    save()
+
+    def sealed_to(gid: str) -> Path:  # a saving half is sealed aside, for the fresh kernel
+        return Path(reload["saved_dir"] if gid in reload.get("codes", {}) else job["sealed_dir"], gid)
+
+    _in_kernel(job, nb, plan(nb, exports), exports, sealed_to, log, save)
+    save()
+    pending = [gid for gid in reload.get("codes", {}) if log.get(gid, {}).get("ran")]
+    for gid in reload.get("codes", {}):
+        if gid in pending:
+            log[gid] = {"ran": False, "error": "not run: loading in a fresh kernel did not start"}
+    if pending:
+        _reload(job, nb, pending, log, save)
+    save()
+
+
+def _in_kernel(job: dict, nb, steps, codes, sealed_to, log, save, before_export=None) -> None:
+    """Start a sandboxed kernel (job["sandbox"]), run `steps` in it, and end it with everything
+    it started."""
     km, limits = kernel_manager(job)
     client = CappedClient(nb, job["output_limit"], km=km, timeout=job["timeout"],
                           allow_errors=True, interrupt_on_timeout=False, record_timing=False,
                           iopub_timeout=10, raise_on_iopub_timeout=False,
                           startup_timeout=job.get("startup_timeout", 120),
                           resources={"metadata": {"path": job["cwd"]}})
-    save()
     killed = []  # the watchdog's reason, once it has killed the kernel
     try:
         with client.setup_kernel():
             if limits is not None:
                 pid = km.provisioner.process.pid
                 threading.Thread(target=lambda: _guard(pid, limits, killed), daemon=True).start()
-            _steps(client, nb, exports, job, log, save, killed)
+            _steps(client, nb, steps, codes, job, sealed_to, log, save, killed, before_export)
     finally:
         if km.has_kernel:
             run_sync(km.shutdown_kernel)(now=True)
@@ -194,7 +221,57 @@ def run(job: dict) -> None:
             if km.provisioner is not None and km.provisioner.process is not None:
                 kill_tree(km.provisioner.process.pid)
             limits.close()
-    save()
+
+
+def _reload(job: dict, nb, pending: list[str], log: dict, save) -> None:
+    """The loading halves: a fresh kernel in a fresh copy of the submission runs the code
+    cells before each pending grade cell (not the visible tests, no other export), then its
+    reload code with a copy of what the saving half sealed, at a path it has never seen."""
+    import copy
+
+    reload = job["reload"]
+    rnb = copy.deepcopy(nb)  # its outputs are not the student's feedback
+    for cell in rnb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    steps = [s for s in plan(rnb, job["exports"]) if s[0] != "export" or s[1] in pending]
+    last = max(i for i, s in enumerate(steps) if s[0] == "export")
+    steps = steps[:last + 1]
+    codes = {gid: reload["codes"][gid] for gid in pending}
+    rjob = dict(job, sandbox=reload["sandbox"], runtime=reload["runtime"],
+                pinned=reload["pinned"], cwd=reload["cwd"], exports_dir=reload["exports_dir"])
+
+    def before_export(gid: str) -> None:
+        """The sealed files, copied to where the reload code looks for them (whatever the
+        prefix cells left there is removed first): for each path the save was given, only
+        what the prompt lets a save write, the file or folder at the path and files whose
+        names start with it; nothing else of the folder travels."""
+        dst = Path(reload["moved"], gid)
+        if dst.is_symlink() or (dst.exists() and not dst.is_dir()):
+            dst.unlink()
+        shutil.rmtree(dst, ignore_errors=True)
+        dst.mkdir(parents=True)
+        for rel in reload["paths"][gid]:
+            src_dir, stem = Path(reload["saved_dir"], gid, rel).parent, Path(rel).name
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            for entry in sorted(src_dir.iterdir()) if src_dir.is_dir() else []:
+                if not entry.name.startswith(stem):
+                    continue
+                if entry.is_dir():
+                    shutil.copytree(entry, (dst / rel).parent / entry.name)
+                elif entry.is_file():
+                    shutil.copyfile(entry, (dst / rel).parent / entry.name)
+
+    def sealed_to(gid: str) -> Path:
+        return Path(job["sealed_dir"], gid)
+
+    def quiet() -> None:  # the fresh kernel's prefix outputs are not saved; the log is
+        save()
+
+    _in_kernel(rjob, rnb, steps, codes, sealed_to, log, quiet, before_export)
+    for gid in pending:  # a reload that never ran (the kernel died in the prefix) says so
+        if log[gid]["error"].startswith("not run: loading"):
+            log[gid] = {"ran": False, "error": "not run: the fresh kernel stopped before loading"}
 
 
 def _guard(pid: int, limits, killed: list) -> None:
@@ -206,10 +283,11 @@ def _guard(pid: int, limits, killed: list) -> None:
         limits.kill_all()
 
 
-def _steps(client, nb, exports, job, log, save, killed) -> None:
+def _steps(client, nb, steps, exports, job, sealed_to, log, save, killed,
+           before_export=None) -> None:
     """Run the cells and exports in order; once the kernel is gone, mark the rest not run."""
     stopped = None
-    for kind, what in plan(nb, exports):
+    for kind, what in steps:
         if kind == "skip":
             nb.cells[what].outputs = [new_output("stream", name="stdout", text=SKIPPED)]
             continue
@@ -228,6 +306,8 @@ def _steps(client, nb, exports, job, log, save, killed) -> None:
                 folder.unlink()
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
+            if before_export is not None:
+                before_export(what)
             cell, index = new_code_cell(exports[what]), len(nb.cells)
         try:
             if kind == "cell":
@@ -248,7 +328,7 @@ def _steps(client, nb, exports, job, log, save, killed) -> None:
         except Exception as exc:  # nbclient's own failures: report, keep going
             cell.outputs.append(_error(type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""))
         if kind == "export":
-            seal(folder, Path(job["sealed_dir"], what))
+            seal(folder, sealed_to(what))
             errors = [o for o in cell.outputs if o.output_type == "error"]
             log[what] = ({"ran": False, "error": f"{errors[0].ename}: {errors[0].evalue}"[:500]}
                          if errors else {"ran": True, "error": ""})
@@ -318,6 +398,13 @@ def child(job_path: str, log_path: str, env: dict[str, str], cwd: str) -> None:
     """Entry point of a runner forked from the grader's warm fork server (nbclient and
     jupyter_client already imported): its own session, environment, folder and log."""
     os.setsid()
+    # Killed with its parent (the fork server, which exits with the grader): a grader killed
+    # mid-batch leaves no runner, and so (bwrap --die-with-parent) no kernel, running.
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    if os.getppid() == 1:
+        os._exit(1)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)

@@ -32,7 +32,7 @@ from d2l_utils.kernel import python as kernel_python
 
 MAX_SUBMISSION_BYTES = 50 * 2**20
 MAX_EXPORT_BYTES = FILE_LIMIT  # the largest file a sandbox can write
-CHECK_LIMIT = 600  # seconds for the trusted checks of one submission
+CHECK_LIMIT = 300  # seconds for the trusted checks of one graded cell
 
 
 class SubmissionError(Exception):
@@ -234,22 +234,50 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
                    for gid in graded_ids}
     sealed = work / "exports"
     sealed.mkdir()
-    # PYTHONSAFEPATH: the kernel starts without the submission's folder on sys.path, so a
-    # student file cannot shadow a module the kernel imports before any cell runs.
-    kenv = dict(env, HOME=str(home), D2L_SCRATCH=str(home / "scratch"), PYTHONSAFEPATH="1",
-                IPYTHONDIR=str(home / ".ipython"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-                MPLCONFIGDIR=str(home / ".matplotlib"), XDG_CACHE_HOME=str(home / ".cache"))
+
+    def kernel_env_in(home: Path) -> dict[str, str]:
+        # PYTHONSAFEPATH: the kernel starts without the submission's folder on sys.path, so a
+        # student file cannot shadow a module the kernel imports before any cell runs.
+        return dict(env, HOME=str(home), D2L_SCRATCH=str(home / "scratch"), PYTHONSAFEPATH="1",
+                    IPYTHONDIR=str(home / ".ipython"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+                    MPLCONFIGDIR=str(home / ".matplotlib"), XDG_CACHE_HOME=str(home / ".cache"))
+
+    kenv = kernel_env_in(home)
+    python, folders = interpreter(assignment)
+    # Loading halves (grading.checks: RELOADS) run in a second kernel with a box of its own:
+    # a fresh copy of the submission, an empty home, and the sealed files at a new path.
+    reloads = getattr(module, "RELOADS", {})
+    reload = None
+    if reloads:
+        box2 = work / "box2"
+        sub2, home2, moved = box2 / "submission", box2 / "home", box2 / "moved"
+        copy_submission(folder, sub2)
+        for d in (home2 / "scratch", box2 / "exports", moved):
+            d.mkdir(parents=True, exist_ok=True)
+        reload = {
+            "codes": {gid: reloads[gid].code.format(
+                out=repr(str(box2 / "exports" / gid)), seed=seed, helpers=repr(module.HELPERS),
+                saved=repr(str(moved / gid))) for gid in reloads},
+            "paths": {gid: list(reloads[gid].paths) for gid in reloads},
+            "saved_dir": str(work / "saved"), "moved": str(moved),
+            "exports_dir": str(box2 / "exports"), "runtime": str(box2 / "runtime"),
+            "pinned": str(work / "sockets2"), "cwd": str(sub2),
+            "sandbox": {"ro": folders, "code": _kernel_code(), "rw": [str(box2)],
+                        "env": dict(kernel_env_in(home2), PYTHONPATH=CODE), "cwd": str(sub2),
+                        "memory": memory, "processes": processes} if sandboxed else None}
     job = {"notebook": str(sub / f"{NOTEBOOK}.ipynb"), "out_notebook": str(work / "executed.ipynb"),
            "log": str(work / "exports.json"), "exports_dir": str(exports), "exports": export_code,
            "sealed_dir": str(sealed), "runtime": str(box / "runtime"), "kernel": kernel(assignment),
            "pinned": str(work / "sockets"),
            "timeout": timeout, "output_limit": output_limit, "cwd": str(sub),
-           "python": interpreter(assignment)[0],
-           "sandbox": {"ro": interpreter(assignment)[1], "code": _kernel_code(), "rw": [str(box)],
+           "python": python, "reload": reload,
+           "sandbox": {"ro": folders, "code": _kernel_code(), "rw": [str(box)],
                        "env": dict(kenv, PYTHONPATH=CODE), "cwd": str(sub), "memory": memory,
                        "processes": processes} if sandboxed else None}
     (work / "job.json").write_text(json.dumps(job))
     n_cells = sum(c.cell_type == "code" for c in nb.cells) + len(graded_ids)
+    if reload:  # the fresh kernel runs the notebook again, at most up to its last grade cell
+        n_cells *= 2
     limit = n_cells * (timeout + 10) + 180
     # The runner is ours (trusted): it runs outside the sandbox and starts the kernel inside.
     runner_env = env if sandboxed else dict(os.environ, **kenv)
@@ -273,38 +301,38 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
                 why = f"not run: {problem}"
             export_errors[gid] = why
     # The trusted checks: the sealed exports and the references, read-only; no student code.
+    # One process per graded cell: a file that bombs its checker costs that cell only.
     refs_ready()
-    result_file = result_dir / "result.json"
-    check_out = _trusted(["check", assignment, str(sealed), str(refs), str(result_file)], assignment,
-                         ro=[str(sealed), str(refs)], rw=[str(result_dir)], cwd=result_dir,
-                         log=result_dir / "check.log", sandboxed=sandboxed, memory=memory,
-                         processes=processes,
-                         env=dict(env, HOME=str(result_dir / "home"),
-                                  MPLCONFIGDIR=str(result_dir / "home")))
-    found = _read_result(result_file, graded_ids)
-    if found is None:
-        why = check_out.killed_because or f"exit {check_out.returncode}"
-        found = {gid: [{"name": "the exports could be checked", "passed": False,
-                        "detail": f"the checker stopped ({why})"}] for gid in graded_ids}
+    found = {}
+    for gid in graded_ids:
+        result_file = result_dir / f"{gid}.json"
+        check_out = _trusted(["check", assignment, str(sealed), str(refs), str(result_file), gid],
+                             assignment, ro=[str(sealed), str(refs)], rw=[str(result_dir)],
+                             cwd=result_dir, log=result_dir / f"{gid}.log", sandboxed=sandboxed,
+                             memory=memory, processes=processes,
+                             env=dict(env, HOME=str(result_dir / "home"),
+                                      MPLCONFIGDIR=str(result_dir / "home")))
+        got = _read_result(result_file)
+        if got is None:
+            why = check_out.killed_because or f"exit {check_out.returncode}"
+            got = [{"name": "the exports could be checked", "passed": False,
+                    "detail": f"the checker stopped ({why})"}]
+        found[gid] = got
+        shutil.rmtree(result_dir / "home", ignore_errors=True)
+        (result_dir / "home").mkdir()
     executed = work / "executed.ipynb"
     return Graded(student, assignment, found, export_errors,
                   executed if executed.is_file() else None, problem,
                   time.monotonic() - start, {"kernel": t1 - t0, "checks": time.monotonic() - t1})
 
 
-def _read_result(path: Path, graded_ids: list[str]) -> dict[str, list[dict]] | None:
-    """The checker's result, validated; None if missing or malformed."""
+def _read_result(path: Path) -> list[dict] | None:
+    """One graded cell's checks from the checker, validated; None if missing or malformed."""
     try:
-        data = json.loads(path.read_text())
+        items = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or set(data) != set(graded_ids):
+    if not isinstance(items, list) or not items:
         return None
-    clean = {}
-    for gid, items in data.items():
-        if not isinstance(items, list) or not items:
-            return None
-        clean[gid] = [{"name": str(c.get("name", ""))[:300], "passed": c.get("passed") is True,
-                       "detail": str(c.get("detail", ""))[:500]}
-                      for c in items if isinstance(c, dict)]
-    return clean
+    return [{"name": str(c.get("name", ""))[:300], "passed": c.get("passed") is True,
+             "detail": str(c.get("detail", ""))[:500]} for c in items if isinstance(c, dict)] or None

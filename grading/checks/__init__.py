@@ -23,6 +23,14 @@ EXPORTS: dict[str, str]
     this grade_id's files, `{seed}` an int chosen per grading run, `{helpers}` the repr of
     HELPERS. The code defines and calls one function and deletes it, leaving no other name in
     the student's namespace. An exception in it is reported to the student by its first line.
+RELOADS: dict[str, Reload] (optional)
+    grade_id -> the loading half of an exercise that saves and loads. Its EXPORTS code only
+    saves: it calls the student's save function with paths inside `{out}` (Reload.paths,
+    relative to `{out}`). The runner seals that folder; once the notebook's kernel is gone, a
+    fresh kernel in a fresh copy of the submission runs the notebook up to the grade cell and
+    then Reload.code, formatted like EXPORTS plus `{saved}`: the repr of a folder holding, at
+    the same relative paths, only what the prompt lets a save write (the file or folder at
+    each path, and files whose names start with it). What it loads can only come from there.
 reference(seed: int, out: pathlib.Path) -> None
     Trusted: compute the expected values for `seed` and write them into `out`.
 check(grade_id: str, exports: pathlib.Path, refs: pathlib.Path) -> list[Check]
@@ -47,6 +55,14 @@ class Check:
     name: str
     passed: bool
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class Reload:
+    """The loading half of a grade_id (see RELOADS above)."""
+
+    code: str
+    paths: tuple[str, ...]
 
 
 def load(assignment: str) -> ModuleType:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grading.checks import Check
+from grading.checks import Check, Reload
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -153,22 +153,24 @@ finally:
 '''
 
 _EX1 = '''
-    save_checkpoint, load_checkpoint = need("save_checkpoint"), need("load_checkpoint")
+    save_checkpoint = need("save_checkpoint")
     # Two checkpoints (A: the run to resume, B: another run, stopped one epoch earlier), each
-    # in a folder of its own; both folders are moved before loading, B first: what is loaded
-    # must come from the files, not from where they were or from memory.
-    folders = {}
+    # in a folder of its own, loaded by RELOADS in a fresh kernel from copies at a new path.
     for name, (start, epochs) in (("a", (seed, ns["STOP"])), ("b", (seed + 50, ns["STOP"] - 1))):
-        folders[name] = pathlib.Path(tempfile.mkdtemp())
+        folder = out / "saved" / name
+        folder.mkdir(parents=True)
         state = ns["train"](ns["init"](start), epochs, seed)
-        save_checkpoint(folders[name] / "checkpoint", state)
+        save_checkpoint(folder / "checkpoint", state)
         del state
-        if not any(f.is_file() for f in folders[name].rglob("*")):
+        if not any(f.is_file() for f in folder.rglob("*")):
             raise FileNotFoundError("save_checkpoint(path, state) wrote no file at path")
-    for name in ("a", "b"):
-        moved = pathlib.Path(tempfile.mkdtemp()) / "moved"
-        shutil.move(str(folders[name]), str(moved))
-        folders[name] = moved
+'''
+
+# The loading half of exercise 1, in a fresh kernel (B first): what is loaded can only come
+# from the files.
+_EX1_LOAD = '''
+    load_checkpoint = need("load_checkpoint")
+    folders = {name: pathlib.Path(__SAVED__) / "saved" / name for name in ("a", "b")}
     restored_b = load_checkpoint(folders["b"] / "checkpoint", ns["init"](seed + 1))
     restored = load_checkpoint(folders["a"] / "checkpoint", ns["init"](seed + 1))
     for name, got in (("epoch", restored), ("epoch_b", restored_b)):
@@ -257,7 +259,7 @@ _EX3 = '''
 def _template(body: str) -> str:
     code = (_PRELUDE + body).replace("{", "{{").replace("}", "}}") + _CALL
     return (code.replace("__OUT__", "{out}").replace("__SEED__", "{seed}")
-            .replace("__HELPERS__", "{helpers}"))
+            .replace("__HELPERS__", "{helpers}").replace("__SAVED__", "{saved}"))
 
 
 EXPORTS = {
@@ -265,6 +267,8 @@ EXPORTS = {
     "jax-ex2-tests": _template(_EX2),
     "jax-ex3-tests": _template(_EX3),
 }
+RELOADS = {"jax-ex1-tests": Reload(_template(_EX1_LOAD),
+                                  ("saved/a/checkpoint", "saved/b/checkpoint"))}
 
 
 # ---------------------------------------------------------------- trusted side

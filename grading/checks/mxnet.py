@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grading.checks import Check
+from grading.checks import Check, Reload
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -152,28 +152,12 @@ finally:
 
 EXPORTS = {
     "mxnet-ex1-tests": _export("mxnet-ex1-tests", '''
-        save_checkpoint, load_checkpoint = student("save_checkpoint"), student("load_checkpoint")
+        save_checkpoint = student("save_checkpoint")
         model, trainer = ns["make_model"]({seed}, X)
         rng = onp.random.default_rng({seed} + 1)
         ns["train"](model, trainer, rng, X, y, ns["STOP"])
-        first = folder("first")
-        save_checkpoint(str(first / "ckpt"), model, trainer, rng, ns["STOP"])
-        del model, trainer, rng
-        # the checkpoint moves; the working folder changes too
-        moved = folder("elsewhere") / "moved"
-        shutil.move(str(first), str(moved))
-        os.chdir(folder("cwd2"))
-        model, trainer = ns["make_model"]({seed} + 100, X)
-        rng = onp.random.default_rng({seed} + 200)
-        epoch = load_checkpoint(str(moved / "ckpt"), model, trainer, rng)
-        try:
-            value = int(epoch) if int(epoch) == epoch else None
-        except Exception:
-            value = None
-        (out / "epoch.json").write_text(json.dumps({{"epoch": value, "type": type(epoch).__name__}}))
-        save_file(ns["arrays"](model), str(out / "restored.safetensors"))
-        ns["train"](model, trainer, rng, X, y, ns["EPOCHS"] - ns["STOP"])
-        save_file(ns["arrays"](model), str(out / "resumed.safetensors"))
+        (out / "saved").mkdir()
+        save_checkpoint(str(out / "saved" / "ckpt"), model, trainer, rng, ns["STOP"])
     '''),
     "mxnet-ex2-tests": _export("mxnet-ex2-tests", '''
         reuse_layers = student("reuse_layers")
@@ -216,6 +200,27 @@ EXPORTS = {
             if (target / ("exported" + suffix)).is_file():
                 shutil.copyfile(target / ("exported" + suffix), out / ("exported" + suffix))
     '''),
+}
+
+
+# Exercise 1's loading half: in a fresh kernel, on a copy of the saved files at a new path
+# ({saved}), in another working folder, with fresh objects of other values: only the files can
+# carry the state.
+RELOADS = {
+    "mxnet-ex1-tests": Reload(_export("mxnet-ex1-tests", '''
+        load_checkpoint = student("load_checkpoint")
+        model, trainer = ns["make_model"]({seed} + 100, X)
+        rng = onp.random.default_rng({seed} + 200)
+        epoch = load_checkpoint(str(pathlib.Path({saved}) / "saved" / "ckpt"), model, trainer, rng)
+        try:
+            value = int(epoch) if int(epoch) == epoch else None
+        except Exception:
+            value = None
+        (out / "epoch.json").write_text(json.dumps({{"epoch": value, "type": type(epoch).__name__}}))
+        save_file(ns["arrays"](model), str(out / "restored.safetensors"))
+        ns["train"](model, trainer, rng, X, y, ns["EPOCHS"] - ns["STOP"])
+        save_file(ns["arrays"](model), str(out / "resumed.safetensors"))
+    '''), ("saved/ckpt",)),
 }
 
 

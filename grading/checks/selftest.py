@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from grading.checks import Check
+from grading.checks import Check, Reload
 
 HELPERS = '''
 import random
@@ -20,20 +20,17 @@ def numbers(seed, n=7):
 EXPORTS = {
     "selftest-ex1-tests": '''
 def _grader_export():
-    import json, os, pathlib, shutil, tempfile
+    import pathlib
     ns = {{}}
     exec({helpers}, ns)
-    save, load = globals().get("save_numbers"), globals().get("load_numbers")
-    if save is None or load is None:
-        raise NameError("save_numbers and load_numbers must both be defined")
-    first = pathlib.Path(tempfile.mkdtemp())
-    save(str(first / "data"), ns["numbers"]({seed}))
-    if not any(p.is_file() for p in first.rglob("*")):
+    save = globals().get("save_numbers")
+    if save is None:
+        raise NameError("save_numbers is not defined")
+    folder = pathlib.Path({out}, "saved")
+    folder.mkdir()
+    save(str(folder / "data"), ns["numbers"]({seed}))
+    if not any(p.is_file() for p in folder.rglob("*")):
         raise FileNotFoundError("save_numbers(path, numbers) wrote no file at path")
-    second = pathlib.Path(tempfile.mkdtemp()) / "moved"
-    shutil.move(str(first), str(second))
-    got = [float(x) for x in load(str(second / "data"))]
-    pathlib.Path({out}, "loaded.json").write_text(json.dumps(got))
 _grader_export()
 del _grader_export
 ''',
@@ -49,6 +46,22 @@ def _grader_export():
 _grader_export()
 del _grader_export
 ''',
+}
+
+
+# Loading runs in a fresh kernel, on a copy of what the saving half wrote, at a new path.
+RELOADS = {
+    "selftest-ex1-tests": Reload('''
+def _grader_export():
+    import json, pathlib
+    load = globals().get("load_numbers")
+    if load is None:
+        raise NameError("load_numbers is not defined")
+    got = [float(x) for x in load(str(pathlib.Path({saved}, "saved", "data")))]
+    pathlib.Path({out}, "loaded.json").write_text(json.dumps(got))
+_grader_export()
+del _grader_export
+''', ("saved/data",)),
 }
 
 

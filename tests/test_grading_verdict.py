@@ -1,0 +1,85 @@
+"""The verdict against cases written from the prompts alone (tests/fixtures/verdict/), by a
+writer who had not seen the checks: checkpoints kept in the kernel's memory or in files outside
+`path` (exercise 1 must come back from the files at `path` alone, in another process, after
+the folder moved), unusual but correct answers that such a check must not penalise, and (in
+the framework folders, graded with the fair class in test_grading_fair.py) exports that bomb
+their checker or memorise the example input.
+
+Each manifest entry gives "points" (exactly its honest work) or "at_most" (a cheat's bound),
+and "per_exercise": the points of each exercise where they are unambiguous.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from test_grading import FIXTURES, _grade_cmd, _lay_out, _source
+
+VERDICT = FIXTURES / "verdict"
+
+
+def manifest(folder: str) -> list[dict]:
+    return json.loads((VERDICT / folder / "manifest.json").read_text())
+
+
+def cell_scores(course: Path, assignment: str) -> dict[str, dict[str, float]]:
+    """student -> {"ex1": points, ...} from the gradebook (automatic scores only)."""
+    from nbgrader.api import Gradebook
+
+    from grading.course import put_alembic_on_path
+
+    put_alembic_on_path()
+    found: dict[str, dict[str, float]] = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "d2l-io") as gb:
+        for sub in gb.assignment_submissions(assignment):
+            for grade in sub.notebooks[0].grades:
+                ex = grade.name.split("-")[1]
+                if grade.name.endswith("-tests"):
+                    found.setdefault(sub.student.id, {})[ex] = float(grade.auto_score or 0)
+    return found
+
+
+def check_verdict(course: Path, assignment: str, entries: list[dict],
+                  prefix: str = "") -> None:
+    """Every entry's total and per-exercise points, as its manifest states them."""
+    got = cell_scores(course, assignment)
+    wrong = {}
+    for e in entries:
+        cells = got.get(prefix + e["student"])
+        if cells is None:
+            wrong[e["student"]] = "not graded"
+            continue
+        total = sum(cells.values())
+        if "points" in e and total != e["points"]:
+            wrong[e["student"]] = (cells, f"expected {e['points']}")
+        if "at_most" in e and total > e["at_most"]:
+            wrong[e["student"]] = (cells, f"at most {e['at_most']}")
+        for ex, pts in e.get("per_exercise", {}).items():
+            if pts is not None and ex in cells and cells[ex] != pts:
+                wrong[e["student"]] = (cells, f"{ex}: expected {pts}")
+    assert wrong == {}, "student: (points per exercise, expected)"
+
+
+@pytest.fixture(scope="module")
+def selftest_class(tmp_path_factory):
+    base = tmp_path_factory.mktemp("verdict")
+    entries = manifest("selftest")
+    subs = _lay_out(base, entries, VERDICT / "selftest", "selftest")
+    proc = subprocess.run(_grade_cmd(sys.executable, subs, base / "course", _source(base),
+                                     timeout=20, memory=1, jobs=3),
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return base, entries
+
+
+def test_memory_and_outside_files_do_not_restore_a_checkpoint(selftest_class):
+    base, entries = selftest_class
+    assert sum(e["student"].startswith("cheat_") for e in entries) >= 10
+    assert sum(e.get("points") == 4 for e in entries) >= 3, "unusual correct answers"
+    check_verdict(base / "course", "selftest", entries)
