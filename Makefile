@@ -5,11 +5,13 @@ include setup.mk
 # pytest-xdist workers; every test and notebook is independent.
 JOBS ?= 2
 
-.PHONY: lab-instructor test lock sync execute workbooks grade handout clean
+.PHONY: lab-instructor test lock sync execute workbooks grade release handout clean
 
 # Instructors: JupyterLab as `make lab` opens it, with nbgrader's tools (Formgrader, Create
-# Assignment, Validate) shown.
+# Assignment, Validate) shown; the course (course/: gradebook, exchange) is made first, so
+# that formgrader opens on a fresh checkout.
 lab-instructor: setup
+	$(BIN)/python -m grading init
 	$(BIN)/python -m d2l_utils.lab --instructor --ip=127.0.0.1 --no-browser $(LAB_ARGS)
 
 test: setup
@@ -50,8 +52,17 @@ workbooks: setup
 # Writes course/gradebook.db, course/grades.csv and course/feedback/. GRADE_JOBS (parallel
 # graders) defaults to one per core.
 SUBMISSIONS ?= course/submitted
+# Only new or changed submissions are graded; FORCE=1 grades all again (hand-given grades are
+# kept either way).
 grade: setup
-	$(BIN)/python -m grading grade $(SUBMISSIONS) $(if $(GRADE_JOBS),--jobs $(GRADE_JOBS))
+	$(BIN)/python -m grading grade $(SUBMISSIONS) $(if $(GRADE_JOBS),--jobs $(GRADE_JOBS)) \
+	  $(if $(FORCE),--force)
+
+# Instructors: put the committed workbook of ASSIGNMENT into course/release/, for
+# `nbgrader release_assignment ASSIGNMENT` (see README, "Running a course").
+release: setup
+	$(BIN)/python -m grading generate $(ASSIGNMENT)
+	$(BIN)/nbgrader release_assignment $(ASSIGNMENT) --force
 
 # Instructors: the folder to hand out (notebooks, d2l_utils, environment files, README).
 HANDOUT ?= handout

@@ -1,4 +1,4 @@
-"""Command line: python -m grading {grade,workbooks,handout} ..."""
+"""Command line: python -m grading {init,generate,grade,workbooks,handout} ..."""
 
 from __future__ import annotations
 
@@ -7,13 +7,21 @@ import os
 import sys
 from pathlib import Path
 
-from grading.course import CELL_TIMEOUT, COURSE, OUTPUT_LIMIT, SOLUTIONS
+from grading.course import CELL_TIMEOUT, COURSE, NOTEBOOK, OUTPUT_LIMIT, SOLUTIONS
 from grading.sandbox import MEMORY_LIMIT, PROCESS_LIMIT
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grading", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    i = sub.add_parser("init", help="create the course: folders, exchange, gradebook with "
+                       "every assignment (what formgrader needs to open)")
+    i.add_argument("--course", type=Path, default=COURSE)
+    r = sub.add_parser("generate", help="put the committed student workbook of ASSIGNMENT into "
+                       "course/release/ (then: nbgrader release_assignment ASSIGNMENT)")
+    r.add_argument("assignment")
+    r.add_argument("--course", type=Path, default=COURSE)
+    r.add_argument("--source", type=Path, default=SOLUTIONS)
     g = sub.add_parser("grade", help="autograde a folder of submissions")
     g.add_argument("submissions", type=Path, help="folder laid out as <student>/<assignment>/")
     g.add_argument("--course", type=Path, default=COURSE, help="where the gradebook, grades.csv "
@@ -28,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="processes per submission (default 256)")
     g.add_argument("--source", type=Path, default=SOLUTIONS, help="the assignments' source "
                    "notebooks, <source>/<assignment>/exercises.ipynb (default: solutions/)")
+    g.add_argument("--force", action="store_true", help="grade every submission again, also "
+                   "those already graded with the same files")
     w = sub.add_parser("workbooks", help="generate the student workbooks from the solutions")
     w.add_argument("--check", action="store_true", help="only say whether the committed "
                    "workbooks are up to date (exit 1 if not)")
@@ -35,12 +45,25 @@ def main(argv: list[str] | None = None) -> int:
     h = sub.add_parser("handout", help="build what students get: no solutions, no hidden tests")
     h.add_argument("--out", type=Path, default=Path("handout"), help="folder to create")
     args = parser.parse_args(argv)
+    if args.command == "init":
+        from grading.grade import prepare_course
+
+        names = {p.name for p in SOLUTIONS.iterdir() if (p / f"{NOTEBOOK}.ipynb").is_file()}
+        prepare_course(args.course.resolve(), names)
+        print(f"course ready in {args.course}: gradebook.db ({', '.join(sorted(names))}), exchange/")
+        return 0
+    if args.command == "generate":
+        from grading.release import generate
+
+        out = generate(args.assignment, args.course.resolve(), args.source.resolve())
+        print(f"{out}: the student workbook, ready for `nbgrader release_assignment {args.assignment}`")
+        return 0
     if args.command == "grade":
         from grading.grade import grade
 
         results = grade(args.submissions, args.course, args.jobs, args.timeout, args.output_limit,
                         source=args.source, memory=int(args.memory * 2**30),
-                        processes=args.processes)
+                        processes=args.processes, force=args.force)
         failed = [r for r in results if r.error]
         print(f"graded {len(results)} submissions into {args.course}: grades.csv, feedback/; "
               f"{len(failed)} could not run (scored 0)")

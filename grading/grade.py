@@ -1,18 +1,22 @@
 """Grade a folder of submissions: in parallel, each in a sandbox, into nbgrader's gradebook.
 
-Submissions follow nbgrader's layout, SUBMISSIONS/<student>/<assignment>/exercises.ipynb, with
-one assignment per framework. Results go to the course folder (course/ by default):
-gradebook.db (nbgrader's), grades.csv (one row per student and assignment),
-feedback/<student>/<assignment>/exercises.html, and autograded/<student>/<assignment>/ (the
-executed notebook, for nbgrader's formgrader and the 0-point written answers).
+Submissions follow nbgrader's layout, SUBMISSIONS/<student>/<assignment>/exercises.ipynb (with
+nbgrader's timestamp.txt and submission_secret.txt when `nbgrader collect` put them there), one
+assignment per framework. Results go to the course folder (course/ by default): gradebook.db
+(nbgrader's), grades.csv (nbgrader's CSV export), feedback/<student>/<assignment>/ (the page,
+with nbgrader's files, for `nbgrader release_feedback`) and autograded/<student>/<assignment>/
+(the executed notebook, for formgrader).
 
-Each submission: grading.submission.grade_one (a sandboxed kernel runs it, a fresh sandboxed
-process checks its exports). Only this process writes the gradebook, one transaction per
-submission, replacing that student's earlier grade for that assignment.
+Each submission: grading.submission.grade_one (a sandboxed kernel runs it, fresh sandboxed
+processes check its exports). Only this process writes the gradebook, one transaction per
+submission (grading.gradebook): what an instructor entered is kept, a submission already
+graded with the same files is not graded again (unless `force`), and a batch killed at any
+moment grades on from where it stopped when started again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -25,8 +29,10 @@ from html import escape
 from pathlib import Path
 
 from grading import checks, sandbox
-from grading.course import (CELL_TIMEOUT, NOTEBOOK, OUTPUT_LIMIT, SOLUTIONS, configure, points,
-                            put_alembic_on_path)
+from grading.course import (CELL_TIMEOUT, COURSE_ID, NOTEBOOK, OUTPUT_LIMIT, SOLUTIONS,
+                            load_config, points, put_alembic_on_path)
+from grading.gradebook import (GradebookLocked, Late, Recorded, answer_hashes, db_url, digest_of,
+                               late_penalty, record, recorded)
 from grading.submission import (Graded, SubmissionError, grade_one, kernel_env, references,
                                 thread_env)
 from grading.submission import ReferenceError as ReferenceError_
@@ -42,77 +48,118 @@ class Result:
     seconds: float
 
 
-def find_submissions(folder: Path, source: Path = SOLUTIONS
-                     ) -> tuple[list[tuple[str, str, Path]], list[str]]:
-    """(student, assignment, folder) of every SUBMISSIONS/<student>/<assignment>/, and one
-    line per folder that is not a known assignment."""
+@dataclass(frozen=True)
+class Found:
+    """One submission to grade: who, what, where, and nbgrader's timestamp (None if it has
+    none)."""
+
+    student: str
+    assignment: str
+    folder: Path
+    timestamp: str | None
+
+
+def _timestamp(folder: Path) -> tuple[str | None, str]:
+    """nbgrader's timestamp of a submission, and a problem line ("" if none)."""
+    from nbgrader.utils import parse_utc
+
+    path = folder / "timestamp.txt"
+    if not path.is_file() or path.is_symlink():
+        return None, f"{path}: missing (not submitted through nbgrader?): graded without a time, never late"
+    try:
+        text = path.read_text(encoding="utf-8")[:100].strip()
+        parse_utc(text)
+        return text, ""
+    except (ValueError, OverflowError, UnicodeDecodeError):
+        return None, f"{path}: not a timestamp: graded without a time, never late"
+
+
+def find_submissions(folder: Path, source: Path = SOLUTIONS, roster: set[str] | None = None
+                     ) -> tuple[list[Found], list[str]]:
+    """Every SUBMISSIONS/<student>/<assignment>/, and one line per problem: a folder that is
+    not a known assignment, a student not in the roster (when there is one), two folders of
+    one student (names equal but for case or Unicode form: the later submission is graded),
+    a missing or malformed timestamp."""
+    import unicodedata
+
     if not folder.is_dir():
         raise SystemExit(f"{folder}: no such folder")
     assignments = sorted(p.name for p in source.iterdir() if (p / f"{NOTEBOOK}.ipynb").is_file())
-    found, problems = [], []
+    found, problems = {}, []
     for student in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()):
+        if roster is not None and student.name not in roster:
+            problems.append(f"{student}: student {student.name!r} is not in the course's roster "
+                            f"(nbgrader db student list); skipped")
+            continue
         for sub in sorted(p for p in student.iterdir() if p.is_dir() and not p.is_symlink()):
             if sub.name not in assignments:
                 problems.append(f"{sub}: unknown assignment {sub.name!r} (expected one of "
                                 f"{', '.join(assignments)}); skipped")
-            else:
-                found.append((student.name, sub.name, sub))
-    return found, problems
+                continue
+            ts, problem = _timestamp(sub)
+            if problem:
+                problems.append(problem)
+            key = (unicodedata.normalize("NFKC", student.name).casefold(), sub.name)
+            item = Found(student.name, sub.name, sub, ts)
+            other = found.get(key)
+            if other is not None:
+                later, earlier = sorted((other, item), key=lambda f: _order(f.timestamp),
+                                        reverse=True)
+                problems.append(f"{earlier.folder}: a second submission of {later.student!r} "
+                                f"(also {later.folder}); graded the later one only")
+                item = later
+            found[key] = item
+    return sorted(found.values(), key=lambda f: (f.student, f.assignment)), problems
 
 
-def prepare_course(course: Path, assignments: set[str], students: set[str],
+def _order(timestamp: str | None):
+    from nbgrader.utils import parse_utc
+
+    return parse_utc(timestamp) if timestamp else parse_utc("1970-01-01 00:00:00 UTC")
+
+
+def prepare_course(course: Path, assignments: set[str], students: set[str] = frozenset(),
                    source: Path = SOLUTIONS) -> None:
-    """Create or update the course gradebook: the assignments (from the solutions) and students."""
+    """Create or update the course: its folders (the exchange included), the gradebook with
+    the assignments (from the solutions: their graded cells and points, written answers
+    included) and the students. An assignment already known keeps its due date."""
     from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
 
     put_alembic_on_path()
     course.mkdir(parents=True, exist_ok=True)
-    c = Config()
-    configure(c, root=course, source=source)
+    c = load_config(course, source)
     c.Application.log_level = "WARN"
+    exchange = Path(c.Exchange.root)
+    if not exchange.exists():
+        exchange.mkdir(parents=True)
+        exchange.chmod(0o1777)  # as nbgrader makes it: every student can submit into it
     api = NbGraderAPI(CourseDirectory(config=c), config=c)
-    with Gradebook(c.CourseDirectory.db_url, "d2l-io") as gb:
-        known = {a.name for a in gb.assignments}
-    for assignment in sorted(assignments - known):
+    with Gradebook(c.CourseDirectory.db_url, COURSE_ID) as gb:
+        known = {a.name: a for a in gb.assignments}
+        stale = {a for a in assignments if a in known
+                 and {g.name: g.max_score for g in known[a].notebooks[0].grade_cells}
+                 != points(source / a / f"{NOTEBOOK}.ipynb", written=True)} if known else set()
+    for assignment in sorted((assignments - set(known)) | stale):
         made = api.generate_assignment(assignment, force=True, create=True)
         if not made["success"]:
             raise SystemExit(f"nbgrader could not generate {assignment}: {made['error']}")
-    with Gradebook(c.CourseDirectory.db_url, "d2l-io") as gb:
-        for student in sorted(students):
-            gb.update_or_create_student(student)
+    if students:
+        with Gradebook(c.CourseDirectory.db_url, COURSE_ID) as gb:
+            for student in sorted(students):
+                gb.update_or_create_student(student)
 
 
-def record(course: Path, student: str, assignment: str, scores: dict[str, float],
-           comments: dict[str, str]) -> None:
-    """Write one submission's grades in one transaction, replacing any earlier grade."""
-    import warnings
+def roster(course: Path) -> set[str]:
+    from nbgrader.api import Gradebook
 
-    from nbgrader.api import Gradebook, MissingEntry
-    from sqlalchemy.exc import SAWarning
-
-    # nbgrader's add_submission makes SQLAlchemy warn about its own cascades (harmless).
-    warnings.filterwarnings("ignore", category=SAWarning)
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "d2l-io") as gb:
-        try:
-            gb.remove_submission(assignment, student)
-        except MissingEntry:
-            pass
-        submission = gb.add_submission(assignment, student)
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                if grade.name in scores:
-                    grade.auto_score = scores[grade.name]
-                    grade.needs_manual_grade = False
-            for comment in notebook.comments:
-                if comment.name in comments:
-                    comment.auto_comment = comments[comment.name]
-        gb.db.commit()
+    with Gradebook(db_url(course), COURSE_ID) as gb:
+        return {s.id for s in gb.students}
 
 
 def export_csv(course: Path) -> Path:
+    """grades.csv, by nbgrader's own CSV export (what `nbgrader export` writes)."""
     from nbgrader.apps import NbGraderAPI  # noqa: F401 (loads nbgrader's plugins)
     from nbgrader.api import Gradebook
     from nbgrader.plugins.export import CsvExportPlugin
@@ -121,13 +168,23 @@ def export_csv(course: Path) -> Path:
     out = course / "grades.csv"
     c = Config()
     c.CsvExportPlugin.to = str(out)
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "d2l-io") as gb:
+    with Gradebook(db_url(course), COURSE_ID) as gb:
         CsvExportPlugin(config=c).export(gb)
     return out
 
 
+def _late_line(late: Late | None) -> str:
+    if late is None or late.seconds <= 0:
+        return ""
+    hours = late.seconds / 3600
+    text = f"Submitted {hours:.1f} h after the due date"
+    if not late.penalty:
+        return text + " (no penalty)."
+    return text + f": late penalty {late.penalty:g} point{'' if late.penalty == 1 else 's'}."
+
+
 def _summary_html(student: str, assignment: str, pts: dict[str, float], g: Graded | None,
-                  error: str) -> str:
+                  error: str, late: Late | None = None) -> str:
     rows, total = [], 0.0
     for gid, possible in pts.items():
         found = g.checks.get(gid, []) if g else []
@@ -142,20 +199,21 @@ def _summary_html(student: str, assignment: str, pts: dict[str, float], g: Grade
         rows.append(f"<tr><td>{escape(gid)}</td><td>{got:g} / {possible:g}</td>"
                     f"<td>{note}<ul>{items}</ul></td></tr>")
     problem = error or (g.problem if g else "")
+    late_text = _late_line(late)
     return (f"<h1>{escape(assignment)}: {escape(student)}</h1>"
-            f"<p><strong>Score: {total:g} / {sum(pts.values()):g}</strong></p>"
+            f"<p><strong>Score: {total:g} / {sum(pts.values()):g}</strong> (automatic checks; "
+            f"written answers are graded by hand)</p>"
+            + (f"<p>{escape(late_text)}</p>" if late_text else "")
             + (f"<p>Note: {escape(problem)}</p>" if problem else "")
             + "<table border='1' cellpadding='4'><tr><th>graded cell</th><th>points</th>"
               "<th>checks</th></tr>" + "".join(rows) + "</table>")
 
 
-def write_feedback(course: Path, student: str, assignment: str, pts: dict[str, float],
-                   g: Graded | None, error: str) -> None:
+def feedback_page(student: str, assignment: str, pts: dict[str, float], g: Graded | None,
+                  error: str, late: Late | None = None) -> str:
     """The feedback page: the score table, then the executed notebook. A failure while
-    rendering the notebook keeps the score table (the score is already recorded)."""
-    page = course / "feedback" / student / assignment / f"{NOTEBOOK}.html"
-    page.parent.mkdir(parents=True, exist_ok=True)
-    summary = _summary_html(student, assignment, pts, g, error)
+    rendering the notebook keeps the score table (the score is recorded regardless)."""
+    summary = _summary_html(student, assignment, pts, g, error, late)
     body = ""
     if g and g.notebook:
         try:
@@ -170,20 +228,106 @@ def write_feedback(course: Path, student: str, assignment: str, pts: dict[str, f
             body = f"<p>(the notebook could not be rendered: {escape(type(exc).__name__)})</p>"
     if body and "<body" in body:
         i = body.index(">", body.index("<body")) + 1
-        page.write_text(body[:i] + summary + body[i:])
+        return body[:i] + summary + body[i:]
+    return f"<html><body>{summary}{body}</body></html>\n"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_feedback(course: Path, found: Found, page: str, g: Graded | None,
+                   known: Recorded | None) -> tuple[str, str]:
+    """Write the feedback folder as `nbgrader release_feedback` reads it (the page, the
+    submission's timestamp.txt and submission_secret.txt) and the autograded notebook for
+    formgrader. A page that differs from the one this grader last wrote was edited by hand:
+    it is kept, and the new page goes to feedback-regraded/ instead. Returns (hash of the page
+    recorded as ours, problem line or "")."""
+    import secrets as _secrets
+
+    data = page.encode()
+    folder = course / "feedback" / found.student / found.assignment
+    target, problem = folder / f"{NOTEBOOK}.html", ""
+    if target.is_file() and known is not None and _sha(target.read_bytes()) != known.feedback:
+        target = course / "feedback-regraded" / found.student / found.assignment / f"{NOTEBOOK}.html"
+        problem = (f"{folder / f'{NOTEBOOK}.html'}: edited by hand since it was written, so it is "
+                   f"kept; the new feedback is {target}")
+        ours = known.feedback
     else:
-        page.write_text(f"<html><body>{summary}{body}</body></html>\n")
+        ours = _sha(data)
+    _atomic_write(target, data)
+    for name in ("timestamp.txt", "submission_secret.txt"):
+        src = found.folder / name
+        if src.is_file() and not src.is_symlink() and src.stat().st_size < 4096:
+            content = src.read_bytes()
+        elif name == "timestamp.txt":
+            content = (found.timestamp or time.strftime("%Y-%m-%d %H:%M:%S.000000 UTC",
+                                                        time.gmtime())).encode()
+        elif (folder / name).is_file():
+            continue
+        else:  # release_feedback needs one; without nbgrader's submit there is nothing to fetch with
+            content = _secrets.token_hex(16).encode()
+        _atomic_write(folder / name, content)
     if g and g.notebook:
-        dst = course / "autograded" / student / assignment
-        shutil.rmtree(dst, ignore_errors=True)
-        dst.mkdir(parents=True)
-        shutil.copyfile(g.notebook, dst / f"{NOTEBOOK}.ipynb")
+        dst = course / "autograded" / found.student / found.assignment
+        _atomic_write(dst / f"{NOTEBOOK}.ipynb", g.notebook.read_bytes())
+        if found.timestamp:
+            _atomic_write(dst / "timestamp.txt", found.timestamp.encode())
+    return ours, problem
+
+
+def _work_root() -> Path:
+    """A private folder for this run's sandboxes, locked while the run lives; folders of runs
+    that were killed (their lock is free) are removed first."""
+    import fcntl
+
+    base = Path(tempfile.gettempdir())
+    # The sandboxed kernels' sockets live below it: a Unix socket path has at most 107 bytes.
+    if len(str(base)) > 50:
+        raise SystemExit(f"{base}: the temporary folder's path is too long for the kernels' "
+                         f"sockets below it (at most 50 characters): set TMPDIR to a shorter one")
+    for old in base.glob("d2l-grading-*"):
+        lock = old / ".lock"
+        try:
+            fd = os.open(lock, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live run
+        finally:
+            os.close(fd)
+        shutil.rmtree(old, ignore_errors=True)
+    root = Path(tempfile.mkdtemp(prefix="d2l-grading-"))
+    os.chmod(root, 0o700)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held until this process ends (the fd is never closed)
+    return root
+
+
+def _late_plugin(config):
+    """nbgrader's configured late-penalty plugin (AssignLatePenalties.plugin_class)."""
+    from nbgrader.preprocessors import AssignLatePenalties
+
+    return AssignLatePenalties(config=config).plugin_class(config=config)
 
 
 def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOUT,
           output_limit: int = OUTPUT_LIMIT, progress: bool = True, source: Path = SOLUTIONS,
           memory: int = sandbox.MEMORY_LIMIT, processes: int = sandbox.PROCESS_LIMIT,
-          report=print) -> list[Result]:
+          report=print, force: bool = False) -> list[Result]:
+    """Grade every new or changed submission (all with `force`); one Result per graded one."""
     from tqdm import tqdm
 
     why = sandbox.check_available()
@@ -194,71 +338,133 @@ def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOU
                "/tmp and /dev/shm are limited only by the memory limit's cgroup, and not at all "
                "when grading as an ordinary user")
     submissions, course, source = submissions.resolve(), course.resolve(), source.resolve()
-    found, problems = find_submissions(submissions, source)
+    config = load_config(course, source)
+    create = bool(config.Autograde.get("create_student", True))
+    if not create and not (course / "gradebook.db").is_file():
+        raise SystemExit(f"{course / 'gradebook.db'}: no gradebook, so no roster "
+                         f"(Autograde.create_student is False)")
+    found_all, problems = find_submissions(submissions, source,
+                                           None if create else roster(course))
     for line in problems:
         report(line)
-    if not found:
+    if not found_all:
         raise SystemExit(f"{submissions}: no submissions (expected <student>/<assignment>/{NOTEBOOK}.ipynb)")
-    pts = {a: points(source / a / f"{NOTEBOOK}.ipynb") for a in {a for _, a, _ in found}}
+    names = {f.assignment for f in found_all}
+    pts = {a: points(source / a / f"{NOTEBOOK}.ipynb") for a in names}
     for a in pts:
         missing = set(checks.load(a).EXPORTS) ^ set(pts[a])
         if missing:
             raise SystemExit(f"{source / a}: graded cells and grading.checks.{a} disagree on {sorted(missing)}")
-    work_root = Path(tempfile.mkdtemp(prefix="d2l-grading-"))
-    os.chmod(work_root, 0o700)
+    prepare_course(course, names, {f.student for f in found_all}, source)
+    # What decides a grade besides the files: the assignment's checks and its source notebook.
+    grader_of = {a: (Path(checks.load(a).__file__).read_bytes(),
+                     (source / a / f"{NOTEBOOK}.ipynb").read_bytes()) for a in names}
+    digests = {f: digest_of(f.folder, *grader_of[f.assignment]) for f in found_all}
+    known = recorded(course)
+    todo = [f for f in found_all
+            if force or known.get((f.student, f.assignment), Recorded("", {}, "", 0)).digest != digests[f]]
+    skipped = len(found_all) - len(todo)
+    if skipped:
+        report(f"{skipped} submission(s) already graded with these files: not graded again "
+               f"(--force regrades them)")
+    results: list[Result] = []
+    if todo:
+        results = _grade_all(todo, digests, known, pts, course, jobs, timeout, output_limit,
+                             progress, memory, processes, report, config, tqdm)
+    export_csv(course)
+    return results
+
+
+def _grade_all(todo, digests, known, pts, course, jobs, timeout, output_limit, progress, memory,
+               processes, report, config, tqdm) -> list[Result]:
+    work_root = _work_root()
     env = dict(kernel_env(), **thread_env(max(1, (os.cpu_count() or 1) // jobs)),
                PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin", LANG="C.UTF-8")
     seed = random.SystemRandom().randrange(1, 2**31)
+    late_plugin = _late_plugin(config)
     results: list[Result] = []
     try:
-        # The gradebook and the references are made while the first notebooks already run.
-        with ThreadPoolExecutor(max_workers=len(pts) + 1) as side, \
+        with ThreadPoolExecutor(max_workers=len(pts)) as side, \
                 ThreadPoolExecutor(max_workers=jobs) as pool:
-            course_ready = side.submit(prepare_course, course, set(pts),
-                                       {s for s, _, _ in found}, source)
             refs = {a: work_root / "refs" / a for a in pts}
             refs_ready = {a: side.submit(references, a, seed, refs[a], env=env) for a in pts}
 
-            def one(i: int, student: str, assignment: str, folder: Path):
+            def one(i: int, f: Found):
                 start = time.perf_counter()
                 try:
-                    g = grade_one(student, assignment, folder, work_root / f"{i:05d}",
-                                  refs[assignment], seed, env=env, timeout=timeout,
+                    g = grade_one(f.student, f.assignment, f.folder, work_root / f"{i:05d}",
+                                  refs[f.assignment], seed, env=env, timeout=timeout,
                                   output_limit=output_limit, memory=memory, processes=processes,
-                                  refs_ready=refs_ready[assignment].result)
+                                  refs_ready=refs_ready[f.assignment].result)
                     return g, "", time.perf_counter() - start
                 except SubmissionError as exc:
                     return None, str(exc), time.perf_counter() - start
                 except ReferenceError_ as exc:
                     raise SystemExit(str(exc)) from None
                 except Exception as exc:  # noqa: BLE001  (one submission never stops the batch)
-                    return None, f"{folder}: could not be graded ({type(exc).__name__}: {exc})", \
+                    return None, f"{f.folder}: could not be graded ({type(exc).__name__}: {exc})", \
                         time.perf_counter() - start
 
-            with tqdm(total=len(found), unit="submission", disable=not progress) as bar:
-                futures = {pool.submit(one, i, *item): item for i, item in enumerate(found)}
+            with tqdm(total=len(todo), unit="submission", disable=not progress) as bar:
+                futures = {pool.submit(one, i, f): f for i, f in enumerate(todo)}
                 for future in as_completed(futures):
-                    student, assignment, folder = futures[future]
+                    f = futures[future]
                     g, error, seconds = future.result()
-                    course_ready.result()
-                    p = pts[assignment]
-                    scores = {gid: checks.score(p[gid], g.checks.get(gid, []) if g else [])
-                              for gid in p}
-                    comments = {gid: "; ".join(f"{'passed' if c['passed'] else 'failed'}: {c['name']}"
-                                               for c in (g.checks.get(gid, []) if g else []))
-                                or f"Not graded: {error}" for gid in p}
-                    record(course, student, assignment, scores, comments)
-                    try:
-                        write_feedback(course, student, assignment, p, g, error)
-                    except Exception as exc:  # noqa: BLE001  (the grade is already recorded)
-                        report(f"{student}/{assignment}: feedback not written ({type(exc).__name__}: {exc})")
-                    if error:
-                        report(error)
-                    results.append(Result(student, assignment, sum(scores.values()),
-                                          sum(p.values()), error, seconds))
-                    bar.set_postfix_str(f"{student}/{assignment} {sum(scores.values()):g}")
+                    result = _record_one(f, g, error, seconds, pts[f.assignment], course,
+                                         digests[f], known.get((f.student, f.assignment)),
+                                         late_plugin, report)
+                    if result is not None:
+                        results.append(result)
+                        bar.set_postfix_str(f"{f.student}/{f.assignment} {result.score:g}")
                     bar.update()
-        export_csv(course)
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
     return results
+
+
+def _record_one(f: Found, g: Graded | None, error: str, took: float, p: dict[str, float],
+                course: Path, digest: str, known: Recorded | None, late_plugin,
+                report) -> Result | None:
+    """Feedback first, then the grade (one transaction): a run killed in between grades this
+    submission again next time, and the page it wrote then is recognised as its own."""
+    scores = {gid: checks.score(p[gid], g.checks.get(gid, []) if g else []) for gid in p}
+    comments = {gid: "; ".join(f"{'passed' if c['passed'] else 'failed'}: {c['name']}"
+                               for c in (g.checks.get(gid, []) if g else []))
+                or f"Not graded: {error}" for gid in p}
+    answers = answer_hashes(g.notebook if g else None)
+    if error:
+        report(error)
+    seconds = _seconds_late(course, f) if f.timestamp else 0.0
+    # (the penalty on the automatic score; the gradebook's applies to the whole, hand-given
+    # points included)
+    late = Late(seconds, late_penalty(late_plugin, f.student, sum(scores.values()), seconds), ())
+    try:
+        ours, problem = write_feedback(course, f, feedback_page(f.student, f.assignment, p, g,
+                                                                error, late), g, known)
+        if problem:
+            report(problem)
+    except Exception as exc:  # noqa: BLE001  (the grade is still recorded)
+        report(f"{f.student}/{f.assignment}: feedback not written ({type(exc).__name__}: {exc})")
+        ours = known.feedback if known else ""
+    try:
+        done = record(course, f.student, f.assignment, scores, comments, timestamp=f.timestamp,
+                      digest=digest, answers=answers, feedback=ours, late_plugin=late_plugin)
+    except GradebookLocked as exc:
+        report(f"{exc}: {f.student}/{f.assignment} not recorded; the next run grades it again")
+        return None
+    for gid in done.flagged:
+        report(f"{f.student}/{f.assignment}: {gid} was graded by hand and the answer has changed "
+               f"since: the hand-given grade is kept and flagged for review in formgrader")
+    return Result(f.student, f.assignment, sum(scores.values()), sum(p.values()), error, took)
+
+
+def _seconds_late(course: Path, f: Found) -> float:
+    """Seconds between the assignment's due date (nbgrader's gradebook) and the timestamp."""
+    from nbgrader.api import Gradebook
+    from nbgrader.utils import parse_utc
+
+    with Gradebook(db_url(course), COURSE_ID) as gb:
+        due = gb.find_assignment(f.assignment).duedate
+    if due is None:
+        return 0.0
+    return max(0.0, (parse_utc(f.timestamp) - parse_utc(due)).total_seconds())

@@ -80,11 +80,11 @@ def frameworks_with_solutions() -> list[str]:
     return [fw for fw in FRAMEWORKS if (ROOT / "solutions" / fw / f"{NOTEBOOK}.ipynb").exists()]
 
 
-def stale() -> list[Path]:
+def stale(frameworks: list[str] | None = None) -> list[Path]:
     """The committed workbooks (and twins) that differ from what nbgrader generates now."""
     found = []
     with tempfile.TemporaryDirectory() as tmp:
-        for path in generate(frameworks_with_solutions(), Path(tmp)):
+        for path in generate(frameworks or frameworks_with_solutions(), Path(tmp)):
             committed = ROOT / "notebooks" / path.parent.name / path.name
             if not (committed.exists() and filecmp.cmp(path, committed, shallow=False)):
                 found.append(committed.relative_to(ROOT))

@@ -1,0 +1,91 @@
+"""A grading batch SIGKILLed at random moments, then started again until it finishes: every
+submission is graded exactly once (recorded once, never graded again after it was recorded),
+no grade is lost, the gradebook is consistent, and nothing the killed runs started is left
+running or on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from conftest import ROOT
+from test_grading import FIXTURES, _grade_cmd, _scores, _source
+
+KILLS = 6
+STUDENTS = 16
+
+
+def test_killed_batches_resume_and_grade_each_submission_once(tmp_path, request):
+    entries = {e["student"]: e for e in json.loads((FIXTURES / "hostile" / "manifest.json").read_text())}
+    pool = [entries[s] for s in ("fair_folder", "fair_struct", "fair_partial", "fair_partial_ex1")]
+    subs = tmp_path / "submitted"
+    expected = {}
+    for i in range(STUDENTS):
+        e = pool[i % len(pool)]
+        folder = subs / f"s{i:02d}" / "selftest"
+        folder.mkdir(parents=True)
+        (folder / "exercises.ipynb").write_bytes((FIXTURES / "hostile" / e["notebook"]).read_bytes())
+        expected[f"s{i:02d}"] = float(e["points"])
+    course, source = tmp_path / "course", _source(tmp_path)
+    cmd = _grade_cmd(sys.executable, subs, course, source, timeout=20, memory=1, jobs=2)
+    # Its own TMPDIR: the runs' work folders, and every process they start, carry its path
+    # (a short one: the kernels' Unix sockets live below it).
+    tmp = Path(tempfile.mkdtemp(prefix="d2l-resume-"))
+    request.addfinalizer(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    env = dict(os.environ, TMPDIR=str(tmp))
+    rng = random.Random(int.from_bytes(os.urandom(4), "little"))
+    kills, moments = 0, []
+    for _ in range(40):
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=env)
+        if kills < KILLS:
+            moment = rng.uniform(1.0, 3.5)
+            try:
+                proc.wait(timeout=moment)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                moments.append(round(moment, 2))
+                continue
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out[-3000:]
+        if kills >= KILLS:
+            break
+    assert kills == KILLS, f"the batch finished before it could be killed {KILLS} times"
+    time.sleep(1)  # the killed runs' runners and sandboxes die with their parents
+    assert _running(str(tmp)) == []
+    with sqlite3.connect(course / "gradebook.db") as db:
+        runs = dict(db.execute("SELECT student, runs FROM d2l_grading"))
+        submissions = db.execute("SELECT count(*) FROM submitted_assignment").fetchone()[0]
+    assert runs == {s: 1 for s in expected}, f"graded more than once (killed at {moments} s)"
+    assert submissions == STUDENTS
+    assert {s: v for (s, _), v in _scores(course).items()} == expected, out[-2000:]
+    # The killed runs' work folders are gone too (each run removes those of dead runs; what
+    # is left is multiprocessing's own folder of a killed process, pymp-*, empty but a socket).
+    assert [p.name for p in tmp.iterdir() if not p.name.startswith("pymp-")] == []
+
+
+def _running(marker: str) -> list[str]:
+    """Processes whose command line or environment holds `marker`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        if marker.encode() in cmdline + environ:
+            found.append(pid + " " + cmdline.replace(b"\0", b" ").decode(errors="replace")[:200])
+    return found
