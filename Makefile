@@ -5,7 +5,7 @@ include setup.mk
 # pytest-xdist workers; every test and notebook is independent.
 JOBS ?= 2
 
-.PHONY: lab-instructor test lock sync execute workbooks grade release handout clean
+.PHONY: lab-instructor test test-verdict lock sync execute workbooks grade release handout clean
 
 # Instructors: JupyterLab as `make lab` opens it, with nbgrader's tools (Formgrader, Create
 # Assignment, Validate) shown; the course (course/: gradebook, exchange) is made first, so
@@ -16,6 +16,11 @@ lab-instructor: setup
 
 test: setup
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
+
+# Instructors changing the grader: every framework case of tests/fixtures/verdict (memory-only
+# checkpoints, checker bombs, memorised exports), graded for real; about 3.5 minutes on 2 cores.
+test-verdict: setup
+	D2L_TEST_VERDICT=1 $(BIN)/python -m pytest tests/test_grading_verdict.py
 
 # The walkthroughs and solutions, by their py:percent twins (the files to edit).
 SOURCES := $(wildcard notebooks/*/read-write.py notebooks/*.py solutions/*/*.py)

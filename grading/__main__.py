@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from grading.course import CELL_TIMEOUT, COURSE, NOTEBOOK, OUTPUT_LIMIT, SOLUTIONS
+from grading.gradebook import LOCK_WAIT
 from grading.sandbox import MEMORY_LIMIT, PROCESS_LIMIT
 
 
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
                    "notebooks, <source>/<assignment>/exercises.ipynb (default: solutions/)")
     g.add_argument("--force", action="store_true", help="grade every submission again, also "
                    "those already graded with the same files")
+    g.add_argument("--lock-wait", type=float, default=LOCK_WAIT, help="seconds to wait for a "
+                   "gradebook another program (formgrader) holds locked (default 30)")
     w = sub.add_parser("workbooks", help="generate the student workbooks from the solutions")
     w.add_argument("--check", action="store_true", help="only say whether the committed "
                    "workbooks are up to date (exit 1 if not)")
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
         results = grade(args.submissions, args.course, args.jobs, args.timeout, args.output_limit,
                         source=args.source, memory=int(args.memory * 2**30),
-                        processes=args.processes, force=args.force)
+                        processes=args.processes, force=args.force, lock_wait=args.lock_wait)
         failed = [r for r in results if r.error]
         print(f"graded {len(results)} submissions into {args.course}: grades.csv, feedback/; "
               f"{len(failed)} could not run (scored 0)")

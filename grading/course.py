@@ -10,6 +10,7 @@ REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions"
 WORKBOOKS = REPO / "notebooks"
 COURSE = REPO / "course"
+TEMPLATES = Path(__file__).resolve().parent / "templates"  # nbconvert templates of the course
 NOTEBOOK = "exercises"
 COURSE_ID = "d2l-io"  # nbgrader's course id: the exchange's folder, the gradebook's course
 

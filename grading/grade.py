@@ -29,10 +29,10 @@ from html import escape
 from pathlib import Path
 
 from grading import checks, sandbox
-from grading.course import (CELL_TIMEOUT, COURSE_ID, NOTEBOOK, OUTPUT_LIMIT, SOLUTIONS,
+from grading.course import (CELL_TIMEOUT, COURSE_ID, NOTEBOOK, OUTPUT_LIMIT, SOLUTIONS, TEMPLATES,
                             load_config, points, put_alembic_on_path)
-from grading.gradebook import (GradebookLocked, Late, Recorded, answer_hashes, db_url, digest_of,
-                               late_penalty, record, recorded)
+from grading.gradebook import (LOCK_WAIT, GradebookLocked, Late, Recorded, answer_hashes, db_url,
+                               digest_of, late_penalty, patiently, record, recorded)
 from grading.submission import (Graded, SubmissionError, grade_one, kernel_env, references,
                                 thread_env)
 from grading.submission import ReferenceError as ReferenceError_
@@ -131,6 +131,7 @@ def prepare_course(course: Path, assignments: set[str], students: set[str] = fro
     course.mkdir(parents=True, exist_ok=True)
     c = load_config(course, source)
     c.Application.log_level = "WARN"
+    install_templates()
     exchange = Path(c.Exchange.root)
     if not exchange.exists():
         exchange.mkdir(parents=True)
@@ -149,6 +150,20 @@ def prepare_course(course: Path, assignments: set[str], students: set[str] = fro
         with Gradebook(c.CourseDirectory.db_url, COURSE_ID) as gb:
             for student in sorted(students):
                 gb.update_or_create_student(student)
+
+
+def install_templates() -> None:
+    """Formgrader's offline MathJax stand-in (grading/templates/formgrade), where nbconvert
+    finds it before its own: this environment's share/jupyter. Where that cannot be written,
+    formgrader's grading page still works, fetching MathJax from the internet."""
+    src = TEMPLATES / "formgrade" / "mathjax.html.j2"
+    dst = Path(sys.prefix, "share", "jupyter", "nbconvert", "templates", "formgrade", src.name)
+    try:
+        if not dst.is_file() or dst.read_bytes() != src.read_bytes():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+    except OSError:
+        pass
 
 
 def roster(course: Path) -> set[str]:
@@ -221,8 +236,10 @@ def feedback_page(student: str, assignment: str, pts: dict[str, float], g: Grade
             from nbconvert import HTMLExporter
 
             nb = nbformat.read(g.notebook, as_version=4)
-            # sanitize_html: a student's <script> must not run in the grader's browser.
-            html, _ = HTMLExporter(template_name="classic", sanitize_html=True).from_notebook_node(nb)
+            # sanitize_html: a student's <script> must not run in the grader's browser; the
+            # template (grading/templates/d2l-feedback) loads no script from any host.
+            html, _ = HTMLExporter(template_name="d2l-feedback", sanitize_html=True,
+                                   extra_template_basedirs=[str(TEMPLATES)]).from_notebook_node(nb)
             body = html
         except Exception as exc:  # noqa: BLE001  (feedback must never cost the score)
             body = f"<p>(the notebook could not be rendered: {escape(type(exc).__name__)})</p>"
@@ -326,10 +343,11 @@ def _late_plugin(config):
 def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOUT,
           output_limit: int = OUTPUT_LIMIT, progress: bool = True, source: Path = SOLUTIONS,
           memory: int = sandbox.MEMORY_LIMIT, processes: int = sandbox.PROCESS_LIMIT,
-          report=print, force: bool = False) -> list[Result]:
-    """Grade every new or changed submission (all with `force`); one Result per graded one."""
-    from tqdm import tqdm
-
+          report=print, force: bool = False, lock_wait: float = LOCK_WAIT) -> list[Result]:
+    """Grade every new or changed submission (all with `force`); one Result per graded one.
+    A gradebook locked by another program longer than `lock_wait` seconds: at the start, the
+    run ends with one line (nothing changed); later, that submission is not recorded (one
+    line) and the next run grades it."""
     why = sandbox.check_available()
     if why:
         raise SystemExit(f"cannot grade safely: {why}")
@@ -339,12 +357,23 @@ def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOU
                "when grading as an ordinary user")
     submissions, course, source = submissions.resolve(), course.resolve(), source.resolve()
     config = load_config(course, source)
+    try:
+        return _grade(submissions, course, source, config, jobs, timeout, output_limit, progress,
+                      memory, processes, report, force, lock_wait)
+    except GradebookLocked as exc:
+        raise SystemExit(f"{exc}: nothing more was graded; run again when it is free") from None
+
+
+def _grade(submissions, course, source, config, jobs, timeout, output_limit, progress, memory,
+           processes, report, force, lock_wait) -> list[Result]:
+    from tqdm import tqdm
+
     create = bool(config.Autograde.get("create_student", True))
     if not create and not (course / "gradebook.db").is_file():
         raise SystemExit(f"{course / 'gradebook.db'}: no gradebook, so no roster "
                          f"(Autograde.create_student is False)")
-    found_all, problems = find_submissions(submissions, source,
-                                           None if create else roster(course))
+    found_all, problems = find_submissions(
+        submissions, source, None if create else patiently(course, lambda: roster(course), lock_wait))
     for line in problems:
         report(line)
     if not found_all:
@@ -355,12 +384,13 @@ def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOU
         missing = set(checks.load(a).EXPORTS) ^ set(pts[a])
         if missing:
             raise SystemExit(f"{source / a}: graded cells and grading.checks.{a} disagree on {sorted(missing)}")
-    prepare_course(course, names, {f.student for f in found_all}, source)
+    patiently(course, lambda: prepare_course(course, names, {f.student for f in found_all}, source),
+              lock_wait)
     # What decides a grade besides the files: the assignment's checks and its source notebook.
     grader_of = {a: (Path(checks.load(a).__file__).read_bytes(),
                      (source / a / f"{NOTEBOOK}.ipynb").read_bytes()) for a in names}
     digests = {f: digest_of(f.folder, *grader_of[f.assignment]) for f in found_all}
-    known = recorded(course)
+    known = recorded(course, lock_wait)
     todo = [f for f in found_all
             if force or known.get((f.student, f.assignment), Recorded("", {}, "", 0)).digest != digests[f]]
     skipped = len(found_all) - len(todo)
@@ -370,13 +400,13 @@ def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOU
     results: list[Result] = []
     if todo:
         results = _grade_all(todo, digests, known, pts, course, jobs, timeout, output_limit,
-                             progress, memory, processes, report, config, tqdm)
-    export_csv(course)
+                             progress, memory, processes, report, config, tqdm, lock_wait)
+    patiently(course, lambda: export_csv(course), lock_wait)
     return results
 
 
 def _grade_all(todo, digests, known, pts, course, jobs, timeout, output_limit, progress, memory,
-               processes, report, config, tqdm) -> list[Result]:
+               processes, report, config, tqdm, lock_wait) -> list[Result]:
     work_root = _work_root()
     env = dict(kernel_env(), **thread_env(max(1, (os.cpu_count() or 1) // jobs)),
                PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin", LANG="C.UTF-8")
@@ -412,7 +442,7 @@ def _grade_all(todo, digests, known, pts, course, jobs, timeout, output_limit, p
                     g, error, seconds = future.result()
                     result = _record_one(f, g, error, seconds, pts[f.assignment], course,
                                          digests[f], known.get((f.student, f.assignment)),
-                                         late_plugin, report)
+                                         late_plugin, report, lock_wait)
                     if result is not None:
                         results.append(result)
                         bar.set_postfix_str(f"{f.student}/{f.assignment} {result.score:g}")
@@ -424,7 +454,7 @@ def _grade_all(todo, digests, known, pts, course, jobs, timeout, output_limit, p
 
 def _record_one(f: Found, g: Graded | None, error: str, took: float, p: dict[str, float],
                 course: Path, digest: str, known: Recorded | None, late_plugin,
-                report) -> Result | None:
+                report, lock_wait: float) -> Result | None:
     """Feedback first, then the grade (one transaction): a run killed in between grades this
     submission again next time, and the page it wrote then is recognised as its own."""
     scores = {gid: checks.score(p[gid], g.checks.get(gid, []) if g else []) for gid in p}
@@ -448,7 +478,8 @@ def _record_one(f: Found, g: Graded | None, error: str, took: float, p: dict[str
         ours = known.feedback if known else ""
     try:
         done = record(course, f.student, f.assignment, scores, comments, timestamp=f.timestamp,
-                      digest=digest, answers=answers, feedback=ours, late_plugin=late_plugin)
+                      digest=digest, answers=answers, feedback=ours, late_plugin=late_plugin,
+                      wait=lock_wait)
     except GradebookLocked as exc:
         report(f"{exc}: {f.student}/{f.assignment} not recorded; the next run grades it again")
         return None

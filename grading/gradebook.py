@@ -80,37 +80,41 @@ def _ensure_table(db) -> None:
                     "PRIMARY KEY (student, assignment))"))
 
 
-def recorded(course: Path) -> dict[tuple[str, str], Recorded]:
+def recorded(course: Path, wait: float = LOCK_WAIT) -> dict[tuple[str, str], Recorded]:
     """(student, assignment) -> this grader's record, for every recorded submission."""
     from sqlalchemy import text
 
     if not (course / "gradebook.db").is_file():
         return {}
-    with _locked_retry(course):
+
+    def read():
         with _open(course) as gb:
             _ensure_table(gb.db)
             gb.db.commit()
-            rows = gb.db.execute(text(f"SELECT student, assignment, digest, answers, feedback, "
+            return gb.db.execute(text(f"SELECT student, assignment, digest, answers, feedback, "
                                       f"runs FROM {TABLE}")).fetchall()
+
+    rows = patiently(course, read, wait)
     return {(r[0], r[1]): Recorded(r[2], json.loads(r[3]), r[4], r[5]) for r in rows}
 
 
-class _locked_retry:
-    """Turns SQLite's "database is locked", after nbgrader's own wait, into GradebookLocked."""
+def patiently(course: Path, action, wait: float = LOCK_WAIT):
+    """`action()`, tried again while another program (formgrader saving a grade) holds the
+    gradebook locked; after `wait` seconds, GradebookLocked naming the file. A transaction
+    that met the lock was rolled back, so trying again is safe."""
+    from sqlalchemy.exc import OperationalError
 
-    def __init__(self, course: Path):
-        self.course = course
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        from sqlalchemy.exc import OperationalError
-
-        if exc is not None and isinstance(exc, OperationalError) and "locked" in str(exc):
-            raise GradebookLocked(f"{self.course / 'gradebook.db'}: locked by another program "
-                                  f"(a formgrader saving a grade?) for {LOCK_WAIT} s") from None
-        return False
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return action()
+        except OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise GradebookLocked(f"{course / 'gradebook.db'}: locked by another program (a "
+                                      f"formgrader saving a grade?) for {wait:g} s") from None
+            time.sleep(0.5)
 
 
 def answer_hashes(notebook: Path | None) -> dict[str, str]:
@@ -141,22 +145,16 @@ def answer_hashes(notebook: Path | None) -> dict[str, str]:
 
 def record(course: Path, student: str, assignment: str, scores: dict[str, float],
            comments: dict[str, str], *, timestamp: str | None, digest: str,
-           answers: dict[str, str], feedback: str, late_plugin=None) -> Late:
+           answers: dict[str, str], feedback: str, late_plugin=None,
+           wait: float = LOCK_WAIT) -> Late:
     """Record one submission's automatic grades in one transaction, keeping every manual
     score, manual comment and extra credit. Raises GradebookLocked if another program holds
-    the gradebook locked longer than LOCK_WAIT."""
+    the gradebook locked longer than `wait` seconds."""
     from sqlalchemy import text
 
-    deadline = time.monotonic() + LOCK_WAIT
-    while True:
-        try:
-            with _locked_retry(course):
-                return _record(course, student, assignment, scores, comments, timestamp, digest,
-                               answers, feedback, late_plugin, text)
-        except GradebookLocked:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+    return patiently(course, lambda: _record(course, student, assignment, scores, comments,
+                                             timestamp, digest, answers, feedback, late_plugin,
+                                             text), wait)
 
 
 def _record(course, student, assignment, scores, comments, timestamp, digest, answers,

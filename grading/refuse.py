@@ -4,7 +4,9 @@
 in the student's own kernel and read the verdict from its outputs, which the student's code
 controls. In this course they refuse with a message naming the grader to use. The refusal is
 nbgrader's Autograde.exporter_class (grading.course.configure sets it): nbgrader builds the
-exporter before it touches any file or the gradebook, so refusing there changes nothing.
+exporter after it has looked for the submission's notebook (in course/submitted/) and before
+it writes any file or opens the gradebook, so refusing there changes nothing. Where there is no
+submission to find, nbgrader stops earlier with its own message, "No notebooks were matched".
 """
 
 from __future__ import annotations

@@ -14,124 +14,40 @@ Without it these tests skip, saying so, except under CI=true, where that is a fa
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
 import urllib.request
 
-import psutil
 import pytest
 
-from conftest import ROOT
+from lab_session import chromium, copy_repository, git, isolated_env, jupyterlab, require_chromium
 
-CHROMIUM = os.environ.get("D2L_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 WALKTHROUGH = "notebooks/mxnet/read-write.ipynb"  # the quickest to run
 TWIN = "read-write.py"  # in notebooks/pytorch/
 
-if not CHROMIUM:
-    why = ("Chromium not found: install it (Debian: apt-get install chromium) or set "
-           "D2L_CHROMIUM to its path")
-    if os.environ.get("CI") == "true":
-        pytest.fail(why + " (CI=true: the browser tests must run)", pytrace=False)
-    pytest.skip(why, allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _git(cwd, *args) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          check=True).stdout
+require_chromium()
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """JupyterLab over a copy of the repository's files (tracked, or new and not ignored),
-    committed in a git repository of its own; yields (the URL it prints, the copy)."""
+    """JupyterLab over a copy of the repository's files, committed in a git repository of its
+    own; yields (the URL it prints, the copy)."""
     base = tmp_path_factory.mktemp("lab")
     copy = base / "repo"
-    files = _git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
-    for rel in filter(None, files):
-        if (ROOT / rel).is_file():
-            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, copy / rel)
-    _git(copy, "init", "-q")
-    _git(copy, "add", "-A")
-    _git(copy, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy")
-    # Nothing of the user's own Jupyter set-up (settings, workspaces) takes part.
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(base / "config"),
-               JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-               JUPYTERLAB_SETTINGS_DIR=str(base / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
-               D2L_SCRATCH=str(base / "scratch"))
-    log = open(base / "lab.log", "w+")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "d2l_utils.lab", "--root", str(copy), "--ip=127.0.0.1",
-         "--no-browser", f"--port={port}", "--ServerApp.port_retries=0"],
-        cwd=copy, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        # Up once its URL is printed and a connection to it is accepted: Jupyter Server prints
-        # the URL before its event loop starts listening, so a loaded machine can refuse the
-        # first connections.
-        deadline, url, up = time.monotonic() + 60, None, False
-        while not up:
-            assert proc.poll() is None and time.monotonic() < deadline, _tail(log)
-            time.sleep(0.1)
-            if url is None:
-                log.seek(0)
-                m = re.search(rf"(http://127\.0\.0\.1:{port}/lab\S*\?token=\w+)", log.read())
-                url = m and m.group(1)
-            if url:
-                try:
-                    urllib.request.urlopen(url, timeout=30).close()
-                    up = True
-                except urllib.error.URLError as err:
-                    assert isinstance(err.reason, ConnectionRefusedError), err
+    copy_repository(copy)
+    git(copy, "init", "-q")
+    git(copy, "add", "-A")
+    git(copy, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy")
+    with jupyterlab(copy, isolated_env(base), base / "lab.log") as url:
         yield url, copy
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-
-
-def _tail(log) -> str:
-    log.seek(0)
-    return log.read()[-3000:]
 
 
 @pytest.fixture(scope="module")
 def page(lab):
-    from playwright.sync_api import sync_playwright
-
-    before = {p.pid for p in psutil.process_iter()}
-    with sync_playwright() as pw:
-        args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium refuses root otherwise
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
-        ours = [p for p in psutil.process_iter(["name"]) if p.pid not in before
-                and "chrom" in (p.info["name"] or "")]
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(60_000)
-            yield page
-        finally:
-            browser.close()
-            # Chromium outlives its driver unless killed: leave none of ours behind.
-            for p in ours:
-                if p.is_running():
-                    p.kill()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(60_000)
+        yield page
 
 
 def _notebook(page):
@@ -198,7 +114,7 @@ def test_start_page_then_run_all_then_save(lab, page):
     assert "Traceback" not in text
     # Saving the run notebook writes the outputs a fresh run gives: the committed ones.
     _save(page, copy, WALKTHROUGH)
-    assert _git(copy, "status", "--porcelain") == ""
+    assert git(copy, "status", "--porcelain") == ""
 
 
 def test_twin_opens_as_notebook_and_saves_clean(lab, page):
@@ -214,4 +130,4 @@ def test_twin_opens_as_notebook_and_saves_clean(lab, page):
     assert panel.locator(".jp-Cell").count() > 10  # a notebook, not the text editor
     assert page.locator(".jp-FileEditor:not(.lm-mod-hidden)").count() == 0
     _save(page, copy, f"notebooks/pytorch/{TWIN}")
-    assert _git(copy, "status", "--porcelain") == ""
+    assert git(copy, "status", "--porcelain") == ""

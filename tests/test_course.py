@@ -100,7 +100,7 @@ class Course:
 
     def rows(self) -> dict[str, dict[str, str]]:
         with open(self.course / "grades.csv") as f:
-            return {r["student_id"]: r for r in csv.DictReader(f)}
+            return {r["student_id"]: r for r in csv.DictReader(f) if r["assignment"] == "selftest"}
 
     def gradebook(self):
         from nbgrader.api import Gradebook
@@ -219,3 +219,93 @@ def test_nbgrader_autograde_refuses_and_changes_nothing(course):
     with open(export) as f:
         assert {r["student_id"]: r for r in csv.DictReader(f)} == before
     assert (c.course / "autograded" / "ann" / "selftest" / "exercises.ipynb").read_bytes() == autograded
+
+
+def submit_as(subs: Path, student: str, ex2: str = "ex2", timestamp: str | None = None,
+              ex3: str | None = None) -> Path:
+    """A collected submission as nbgrader lays it out, without the exchange (the written answer
+    of exercise 3 left as released unless `ex3` names one of ANSWERS)."""
+    folder = subs / student / "selftest"
+    folder.mkdir(parents=True)
+    nb = json.loads(FIXTURE.read_text())
+    for cell in nb["cells"]:
+        gid = cell["metadata"].get("nbgrader", {}).get("grade_id")
+        text = {"selftest-ex1-code": ANSWERS["ex1"], "selftest-ex2-code": ANSWERS[ex2],
+                "selftest-ex3-answer": ANSWERS.get(ex3)}.get(gid)
+        if text is not None:
+            cell["source"] = text
+    (folder / "exercises.ipynb").write_text(json.dumps(nb))
+    if timestamp is not None:
+        (folder / "timestamp.txt").write_text(timestamp)
+    return folder
+
+
+def test_bad_input_is_one_line_each_and_loses_nothing(tmp_path):
+    """No timestamp, a bad timestamp, two folders of one student, a student not in the
+    roster, a feedback page edited by hand: one line each naming the path, the rest graded."""
+    import sqlite3
+
+    c = Course(tmp_path)
+    (c.course / "nbgrader_config.py").write_text(
+        "c = get_config()\nc.Autograde.create_student = False\n")
+    subs = c.course / "submitted"
+    submit_as(subs, "ann", timestamp="2026-01-01 10:00:00.000000 UTC")
+    submit_as(subs, "Ann", ex2="ex2-wrong", timestamp="2026-01-02 10:00:00.000000 UTC")
+    submit_as(subs, "bob")  # no timestamp.txt
+    submit_as(subs, "cat", timestamp="yesterday-ish")
+    submit_as(subs, "eve", timestamp="2026-01-01 10:00:00.000000 UTC")  # not in the roster
+    _run([sys.executable, "-m", "grading", "init", "--course", str(c.course)], ROOT)
+    with c.gradebook() as gb:
+        for name in ("ann", "Ann", "bob", "cat"):
+            gb.add_student(name)
+    proc = c.grade()
+    out = proc.stdout + proc.stderr
+    assert f"{subs / 'ann' / 'selftest'}: a second submission of 'Ann' (also {subs / 'Ann' / 'selftest'}); graded the later one only" in out
+    assert f"{subs / 'bob' / 'selftest' / 'timestamp.txt'}: missing" in out
+    assert f"{subs / 'cat' / 'selftest' / 'timestamp.txt'}: not a timestamp" in out
+    assert f"{subs / 'eve'}: student 'eve' is not in the course's roster" in out
+    assert "eve" not in c.rows()
+    with c.gradebook() as gb:
+        assert sorted(s.student.id for s in gb.assignment_submissions("selftest")) == ["Ann", "bob", "cat"]
+    assert float(c.rows()["Ann"]["raw_score"]) == 2.0, "the later of the two: the wrong mean"
+    # A feedback page the instructor edited is kept; the regrade's page goes beside it.
+    page = c.course / "feedback" / "bob" / "selftest" / "exercises.html"
+    page.write_text(page.read_text().replace("Score:", "Score (see my note!):"))
+    edited = page.read_bytes()
+    proc = c.grade("--force")
+    out = proc.stdout + proc.stderr
+    assert f"{page}: edited by hand since it was written, so it is kept" in out
+    assert page.read_bytes() == edited
+    assert (c.course / "feedback-regraded" / "bob" / "selftest" / "exercises.html").is_file()
+    # A gradebook locked by another program (formgrader saving): nothing changes, one line.
+    before = (c.course / "gradebook.db").read_bytes()
+    lock = sqlite3.connect(c.course / "gradebook.db", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        proc = _run([sys.executable, "-m", "grading", "grade", str(subs), "--course", str(c.course),
+                     "--source", str(c.source), "--force", "--lock-wait", "2"], ROOT, check=False)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f"{c.course / 'gradebook.db'}: locked by another program")
+    assert (c.course / "gradebook.db").read_bytes() == before
+    assert page.read_bytes() == edited
+
+
+def test_release_is_the_committed_workbook(tmp_path):
+    """Students fetch exactly notebooks/<framework>/exercises.ipynb (its raises-exception tags,
+    JupyterLab's form), released by nbgrader's own release_assignment."""
+    course = tmp_path / "course"
+    _run([sys.executable, "-m", "grading", "generate", "pytorch", "--course", str(course)], ROOT)
+    _run([NBGRADER, "release_assignment", "pytorch", f"--CourseDirectory.root={course}",
+          f"--CourseDirectory.db_url=sqlite:///{course / 'gradebook.db'}",
+          f"--Exchange.root={course / 'exchange'}"], ROOT)
+    student = tmp_path / "student"
+    student.mkdir()
+    _run([NBGRADER, "fetch_assignment", "pytorch", "--course=d2l-io",
+          f"--Exchange.root={course / 'exchange'}", f"--Exchange.cache={student / '.cache'}"], student)
+    committed = (ROOT / "notebooks" / "pytorch" / "exercises.ipynb").read_bytes()
+    assert (student / "pytorch" / "exercises.ipynb").read_bytes() == committed
+    assert [p.name for p in (student / "pytorch").iterdir()] == ["exercises.ipynb"]

@@ -1,7 +1,10 @@
 """`python -m grading grade` against the fair class (tests/fixtures/fair/<framework>): the real
 assignments, answered from the student workbooks alone with other names, files and APIs than
-the solutions (full marks), and partially (partial marks). The hostile class and the helpers
-shared by both are in test_grading.py."""
+the solutions (full marks), and partially (partial marks). Graded in the same batch, two of
+the framework cases of tests/fixtures/verdict (see test_grading_verdict.py): a PyTorch
+checkpoint kept only in the kernel's memory, and a TensorFlow export that exhausts the memory of
+the checker that loads it (and only of the checker). The hostile class and the helpers shared
+by all are in test_grading.py."""
 
 from __future__ import annotations
 
@@ -12,6 +15,11 @@ import pytest
 
 from conftest import FRAMEWORKS, ROOT
 from test_grading import FAIR, FIXTURES, _digest, _grade_cmd, _lay_out, _scores, _source
+from test_grading_verdict import VERDICT, check_verdict, manifest
+
+# The framework cases of tests/fixtures/verdict graded here (the others are graded by
+# test_grading_verdict.py's opt-in test, `make test-verdict`).
+VERDICT_CASES = (("pytorch", "memory_checkpoint"), ("tensorflow", "bomb_checker"))
 
 
 @pytest.fixture(scope="module")
@@ -23,16 +31,23 @@ def fair_class(tmp_path_factory):
             entries.append(dict(e, student=f"{fw}-{e['student']}", assignment=fw,
                                 notebook=f"{fw}/{e['notebook']}"))
     subs = _lay_out(base, entries, FIXTURES / "fair", "")
+    verdict = [dict(e, student=f"{fw}-{e['student']}", assignment=fw)
+               for fw, name in VERDICT_CASES for e in manifest(fw) if e["student"] == name]
+    for fw, _ in VERDICT_CASES:
+        _lay_out(base / "verdict" / fw, [e for e in verdict if e["assignment"] == fw],
+                 VERDICT / fw, fw)
+        for folder in (base / "verdict" / fw / "submitted").iterdir():
+            folder.rename(subs / folder.name)
     source = _source(base)
     before = _digest(subs)
     proc = subprocess.run(_grade_cmd(sys.executable, subs, base / "course", source, timeout=120,
                                      memory=4, jobs=2), cwd=ROOT, capture_output=True, text=True,
                           timeout=1500)
-    return base, proc, entries, before, subs
+    return base, proc, entries, before, subs, verdict
 
 
 def test_fair_answers_get_their_marks(fair_class):
-    base, proc, entries, before, subs = fair_class
+    base, proc, entries, before, subs, _ = fair_class
     assert set(FAIR) == set(FRAMEWORKS)
     for fw, manifest in FAIR.items():  # at least three other correct answers and a partial one
         assert sum(e["points"] == 10 and e["student"].startswith("alt") for e in manifest) >= 3, fw
@@ -42,3 +57,15 @@ def test_fair_answers_get_their_marks(fair_class):
     got = {e["student"]: scores.get((e["student"], e["assignment"])) for e in entries}
     assert got == {e["student"]: float(e["points"]) for e in entries}
     assert _digest(subs) == before
+
+
+def test_memory_checkpoint_and_checker_bomb_cost_only_their_exercise(fair_class):
+    base, proc, _, _, _, verdict = fair_class
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(verdict) == len(VERDICT_CASES)
+    for fw, _ in VERDICT_CASES:
+        check_verdict(base / "course", fw, [dict(e, student=e["student"].split("-", 1)[1])
+                                            for e in verdict if e["assignment"] == fw],
+                      prefix=f"{fw}-")
+    page = base / "course" / "feedback" / "tensorflow-bomb_checker" / "tensorflow" / "exercises.html"
+    assert "the checker stopped (it reached its memory limit" in page.read_text()

@@ -52,6 +52,17 @@ def test_feedback_survives_a_notebook_that_cannot_be_rendered(tmp_path):
     assert "Score: 2 / 2" in page and "could not be rendered" in page
 
 
+def test_feedback_page_loads_nothing_from_other_hosts(tmp_path):
+    import re
+
+    nb = tmp_path / "executed.ipynb"
+    nb.write_text((Path(__file__).parent / "fixtures" / "selftest" / "exercises.ipynb").read_text())
+    g = Graded("ann", "selftest", {"a": [{"name": "works", "passed": True, "detail": ""}]}, {}, nb)
+    page = feedback_page("ann", "selftest", {"a": 2.0}, g, "")
+    assert "Exercise 3" in page, "the notebook is rendered"
+    assert re.findall(r"""(?:src|href)=["']?(?:https?:)?//[^"'\s>]+""", page) == []
+
+
 def test_checker_results_are_validated(tmp_path):
     f = tmp_path / "result.json"
     f.write_text(json.dumps([{"name": "x", "passed": "yes", "detail": 3}]))

@@ -12,6 +12,7 @@ and "per_exercise": the points of each exercise where they are unambiguous.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,23 @@ def test_memory_and_outside_files_do_not_restore_a_checkpoint(selftest_class):
     assert sum(e["student"].startswith("cheat_") for e in entries) >= 10
     assert sum(e.get("points") == 4 for e in entries) >= 3, "unusual correct answers"
     check_verdict(base / "course", "selftest", entries)
+
+
+@pytest.mark.skipif(os.environ.get("D2L_TEST_VERDICT") != "1",
+                    reason="grades every framework case (about 3.5 minutes on 2 cores: real "
+                           "frameworks, bombs that run to their limits); `make test-verdict` runs "
+                           "it. Two of them are graded by every `make test`, in test_grading_fair.py")
+def test_every_framework_case(tmp_path):
+    entries = []
+    for fw in ("jax", "mxnet", "pytorch", "tensorflow"):
+        entries += [dict(e, student=f"{fw}-{e['student']}", assignment=fw,
+                         notebook=f"{fw}/{e['notebook']}") for e in manifest(fw)]
+    subs = _lay_out(tmp_path, entries, VERDICT, "")
+    proc = subprocess.run(_grade_cmd(sys.executable, subs, tmp_path / "course", _source(tmp_path),
+                                     timeout=120, memory=4, jobs=2),
+                          cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for fw in ("jax", "mxnet", "pytorch", "tensorflow"):
+        check_verdict(tmp_path / "course", fw,
+                      [dict(e, student=e["student"].split("-", 1)[1]) for e in entries
+                       if e["assignment"] == fw], prefix=f"{fw}-")
