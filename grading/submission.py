@@ -2,9 +2,12 @@
 
 1. The kernel sandbox (grading.sandbox) runs grading.runner on a copy of the submission: every
    code cell in order, and after each graded cell the grader's export code for it
-   (grading.checks.<assignment>.EXPORTS). It can write only its own job folder.
-2. When everything it started is gone, the check sandbox runs grading.check on the exported
-   files against references computed by the grader (`references`), with no student code.
+   (grading.checks.<assignment>.EXPORTS). It can write only its own job folder. Exercises
+   that save and load (RELOADS) are loaded afterwards in a second, fresh kernel with a box
+   of its own (a fresh copy of the submission, an empty home).
+2. When everything it started is gone, a check sandbox per graded cell runs grading.check on
+   that cell's exported files against references computed by the grader (`references`),
+   with no student code.
 3. The result: per grade_id, the checks (name, passed, detail), the export's error if it did
    not run, and the executed notebook for the feedback.
 """
