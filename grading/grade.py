@@ -313,11 +313,14 @@ def _work_root() -> Path:
     if len(str(base)) > 50:
         raise SystemExit(f"{base}: the temporary folder's path is too long for the kernels' "
                          f"sockets below it (at most 50 characters): set TMPDIR to a shorter one")
-    for old in base.glob("d2l-grading-*"):
+    starting = [p for p in base.glob(".d2l-starting-*") if time.time() - p.stat().st_mtime > 60]
+    for old in [*base.glob("d2l-grading-*"), *starting]:
         lock = old / ".lock"
         try:
             fd = os.open(lock, os.O_RDONLY)
-        except OSError:
+        except OSError:  # not ours to read, or killed before its lock existed
+            if old in starting and not lock.exists():
+                shutil.rmtree(old, ignore_errors=True)
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -326,10 +329,13 @@ def _work_root() -> Path:
         finally:
             os.close(fd)
         shutil.rmtree(old, ignore_errors=True)
-    root = Path(tempfile.mkdtemp(prefix="d2l-grading-"))
-    os.chmod(root, 0o700)
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    # Made under another name and locked before it takes the name other runs clean up.
+    starting = Path(tempfile.mkdtemp(prefix=".d2l-starting-"))
+    os.chmod(starting, 0o700)
+    fd = os.open(starting / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)  # held until this process ends (the fd is never closed)
+    root = base / starting.name.replace(".d2l-starting-", "d2l-grading-")
+    starting.rename(root)
     return root
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from conftest import FRAMEWORKS, ROOT
 from test_grading import FAIR, FIXTURES, _digest, _grade_cmd, _lay_out, _scores, _source
-from test_grading_verdict import VERDICT, check_verdict, manifest
+from test_grading_verdict import VERDICT, check_verdict
+from test_grading_verdict import manifest as verdict_manifest
 
 # The framework cases of tests/fixtures/verdict graded here (the others are graded by
 # test_grading_verdict.py's opt-in test, `make test-verdict`).
@@ -32,7 +33,7 @@ def fair_class(tmp_path_factory):
                                 notebook=f"{fw}/{e['notebook']}"))
     subs = _lay_out(base, entries, FIXTURES / "fair", "")
     verdict = [dict(e, student=f"{fw}-{e['student']}", assignment=fw)
-               for fw, name in VERDICT_CASES for e in manifest(fw) if e["student"] == name]
+               for fw, name in VERDICT_CASES for e in verdict_manifest(fw) if e["student"] == name]
     for fw, _ in VERDICT_CASES:
         _lay_out(base / "verdict" / fw, [e for e in verdict if e["assignment"] == fw],
                  VERDICT / fw, fw)
