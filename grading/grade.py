@@ -138,10 +138,11 @@ def prepare_course(course: Path, assignments: set[str], students: set[str] = fro
         exchange.chmod(0o1777)  # as nbgrader makes it: every student can submit into it
     api = NbGraderAPI(CourseDirectory(config=c), config=c)
     with Gradebook(c.CourseDirectory.db_url, COURSE_ID) as gb:
-        known = {a.name: a for a in gb.assignments}
-        stale = {a for a in assignments if a in known
-                 and {g.name: g.max_score for g in known[a].notebooks[0].grade_cells}
-                 != points(source / a / f"{NOTEBOOK}.ipynb", written=True)} if known else set()
+        known = {a.name: _graded_points(a) for a in gb.assignments}
+    # An assignment is made again when its points changed, or when a run killed while nbgrader
+    # was generating it left the assignment without its notebook (known, no points).
+    stale = {a for a in assignments if a in known
+             and known[a] != points(source / a / f"{NOTEBOOK}.ipynb", written=True)}
     for assignment in sorted((assignments - set(known)) | stale):
         made = api.generate_assignment(assignment, force=True, create=True)
         if not made["success"]:
@@ -150,6 +151,15 @@ def prepare_course(course: Path, assignments: set[str], students: set[str] = fro
         with Gradebook(c.CourseDirectory.db_url, COURSE_ID) as gb:
             for student in sorted(students):
                 gb.update_or_create_student(student)
+
+
+def _graded_points(assignment) -> dict[str, float] | None:
+    """The points of an assignment's graded cells as the gradebook has them; None where the
+    gradebook has no notebook for it."""
+    for notebook in assignment.notebooks:
+        if notebook.name == NOTEBOOK:
+            return {g.name: g.max_score for g in notebook.grade_cells}
+    return None
 
 
 def install_templates() -> None:

@@ -92,3 +92,24 @@ def _running(marker: str) -> list[str]:
         if marker.encode() in cmdline + environ:
             found.append(pid + " " + cmdline.replace(b"\0", b" ").decode(errors="replace")[:200])
     return found
+
+
+def test_an_assignment_left_without_its_notebook_is_made_again(tmp_path):
+    """A run killed while nbgrader generates an assignment can leave the assignment in the
+    gradebook without its notebook; the next run makes it again instead of failing."""
+    from nbgrader.api import Gradebook
+
+    from grading.course import COURSE_ID, NOTEBOOK, points, put_alembic_on_path
+    from grading.grade import prepare_course
+    from grading.gradebook import db_url
+
+    put_alembic_on_path()  # nbgrader's Gradebook runs the alembic command
+    course, source = tmp_path / "course", _source(tmp_path)
+    course.mkdir()
+    with Gradebook(db_url(course), COURSE_ID) as gb:
+        gb.update_or_create_assignment("selftest")
+    prepare_course(course, {"selftest"}, {"ann"}, source)
+    with Gradebook(db_url(course), COURSE_ID) as gb:
+        notebook = gb.find_notebook(NOTEBOOK, "selftest")
+        made = {g.name: g.max_score for g in notebook.grade_cells}
+    assert made == points(source / "selftest" / f"{NOTEBOOK}.ipynb", written=True)
