@@ -15,7 +15,7 @@ lab-instructor: setup
 	$(BIN)/python -m d2l_utils.lab --instructor --ip=127.0.0.1 --no-browser $(LAB_ARGS)
 
 test: setup
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
 # Instructors changing the grader: every framework case of tests/fixtures/verdict (memory-only
 # checkpoints, checker bombs, memorised exports), graded for real; about 3.5 minutes on 2 cores.

@@ -47,3 +47,28 @@ def notebook_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ, **KERNEL_ENV)
     env["D2L_SCRATCH"] = str(tmp_path / "scratch")
     return env
+
+
+# The longest test files, longest first: `make test` (pytest-xdist, --dist loadfile
+# --no-loadscope-reorder) hands files to workers in collection order, so the worker that takes
+# the fair class (about 3.5 minutes) starts it at once while the other works through the rest.
+# By default xdist would send files with the most tests first (the notebooks, one test per
+# cell), leaving the fair class to the end of one worker's queue.
+LONGEST_FIRST = (
+    "tests/test_grading_fair.py",
+    "tests/test_course.py",
+    "tests/test_grading.py",
+    "tests/test_grading_resume.py",
+    "tests/test_grading_verdict.py",
+    "tests/test_formgrader_browser.py",
+    "notebooks/sharded-checkpoints.ipynb",
+    "tests/test_browser.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: every other file keeps its place

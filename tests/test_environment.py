@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT, python_for
+from conftest import LONGEST_FIRST, ROOT, python_for
 
 # conda file -> lock, environment name, the framework whose kernel runs that environment
 ENVS = {"environment.yml": ("requirements.lock", "d2l-io", "pytorch"),
@@ -73,3 +73,10 @@ def test_installed_environment_is_the_lock(conda_file):
     wrong = {name: (version, have[name]) for name, version in lock.items()
              if have[name] is None or have[name].split("+")[0] != version.split("+")[0]}
     assert not wrong, f"installed versions differ from {lock_file}: {wrong}"
+
+
+def test_the_longest_files_named_for_scheduling_exist():
+    """conftest.LONGEST_FIRST puts these files at the head of `make test`'s queue; a renamed
+    file would silently fall back to the end."""
+    missing = [p for p in LONGEST_FIRST if not (ROOT / p).is_file()]
+    assert missing == [], f"conftest.LONGEST_FIRST names files that do not exist: {missing}"
