@@ -50,3 +50,25 @@ def test_classifier_loss_and_accuracy():
     Y = torch.tensor([0, 2])
     assert float(model.accuracy(Y_hat, Y)) == 0.5
     assert float(model.loss(Y_hat, torch.tensor([0, 1]))) < 0.02
+
+
+def test_the_book_module_comes_without_torchvision():
+    """d2l_utils.torch imports the book's d2l.torch without torchvision (its datasets are not
+    used here, and importing it cost more than torch itself); the book's functions still
+    reach the real torchvision, and `import torchvision` afterwards gets the real module."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, types\n"
+        "import d2l_utils.torch\n"
+        "print('after d2l_utils.torch:', sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))\n"
+        "from d2l import torch as book\n"
+        "print('book reaches:', book.torchvision.datasets.FashionMNIST.__module__.split('.')[0])\n"
+        "import torchvision\n"
+        "print('import torchvision:', type(torchvision) is types.ModuleType, hasattr(torchvision, 'ops'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == ["after d2l_utils.torch: []", "book reaches: torchvision",
+                                       "import torchvision: True True"]
