@@ -3,17 +3,16 @@
 import subprocess
 import sys
 
-import pytest
+import numpy as np
+from helpers import Later
 
-jax = pytest.importorskip("jax")
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-import orbax.checkpoint as ocp  # noqa: E402
-from flax import linen as nn  # noqa: E402
-from flax import nnx  # noqa: E402
-
-from d2l_utils import jax as d2l  # noqa: E402
+jax = Later("jax")
+jnp = Later("jax.numpy")
+optax = Later("optax")
+ocp = Later("orbax.checkpoint")
+nn = Later("flax.linen")
+nnx = Later("flax.nnx")
+d2l = Later("d2l_utils.jax")
 
 
 def test_imports_no_tensorflow():

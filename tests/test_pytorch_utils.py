@@ -1,10 +1,9 @@
 """d2l_utils.torch: MulMLP and ReusedMLP."""
 
-import pytest
+from helpers import Later
 
-torch = pytest.importorskip("torch")
-
-from d2l_utils import torch as d2l  # noqa: E402
+torch = Later("torch")
+d2l = Later("d2l_utils.torch")
 
 
 def test_mulmlp_structure_and_output():

@@ -33,6 +33,7 @@ hangs cost TIMEOUT once.
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import pickle
@@ -56,6 +57,15 @@ from d2l_utils.checkpoint import CheckpointError
 
 # Orbax leaves read coroutines unawaited when a read fails: noise here, not a finding.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_orbax_leftovers():
+    """Those coroutines are reported when the garbage collector finds them: collect them
+    once the module's last test ends, under this module's filter, not during whichever test
+    runs next."""
+    yield
+    gc.collect()
 
 TIMEOUT = 60.0  # seconds before an attempt counts as a hang: honest ones take milliseconds, and a
 # loaded machine must not turn them into hangs (a returning attempt never waits for it)

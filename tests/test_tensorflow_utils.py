@@ -1,25 +1,24 @@
 """d2l_utils.tensorflow: MulMLP, ReusedMLP and the Keras 3 fix of d2l's Classifier."""
 
+import numpy as np
 import pytest
+from helpers import Later
 
-tf = pytest.importorskip("tensorflow")
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from d2l import tensorflow as book  # noqa: E402
-
-from d2l_utils import tensorflow as d2l  # noqa: E402
-
-
-class _BookMLP(book.Classifier):
-    def __init__(self):
-        super().__init__()
-        self.net = keras.Sequential([keras.layers.Dense(3)])
+tf = Later("tensorflow")
+keras = Later("keras")
+book = Later("d2l.tensorflow")
+d2l = Later("d2l_utils.tensorflow")
 
 
 def test_book_classifier_loss_is_broken_on_keras3_and_ours_works():
+    class BookMLP(book.Classifier):
+        def __init__(self):
+            super().__init__()
+            self.net = keras.Sequential([keras.layers.Dense(3)])
+
     Y_hat, Y = tf.constant([[5.0, 0, 0], [0, 5.0, 0]]), tf.constant([0, 1])
     with pytest.raises(TypeError, match="'NoneType' object is not callable"):
-        _BookMLP().loss(Y_hat, Y)
+        BookMLP().loss(Y_hat, Y)
     model = d2l.MulMLP(3, [4], 0.1)
     assert float(model.loss(Y_hat, Y)) < 0.02
     assert float(model.accuracy(Y_hat, tf.constant([0, 2]))) == 0.5
