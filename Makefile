@@ -5,7 +5,7 @@ include setup.mk
 # pytest-xdist workers; every test and notebook is independent.
 JOBS ?= 2
 
-.PHONY: lab-instructor test test-verdict lock sync execute workbooks grade release handout clean
+.PHONY: lab-instructor check test test-verdict lock sync execute workbooks grade release handout clean
 
 # Instructors: JupyterLab as `make lab` opens it, with nbgrader's tools (Formgrader, Create
 # Assignment, Validate) shown; the course (course/: gradebook, exchange) is made first, so
@@ -16,6 +16,11 @@ lab-instructor: setup
 
 test: setup
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder
+
+# The quick tier for everyday edits: the unit, twin, workbook and checkpoint tests; not the
+# notebooks, the grading classes (tests marked slow) or the browser.
+check: setup
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -m "not slow" tests
 
 # Instructors changing the grader: every framework case of tests/fixtures/verdict (memory-only
 # checkpoints, checker bombs, memorised exports), graded for real; about 3.5 minutes on 2 cores.

@@ -22,6 +22,8 @@ import pytest
 
 from lab_session import chromium, copy_repository, git, isolated_env, jupyterlab, require_chromium
 
+pytestmark = pytest.mark.slow  # drives Chromium through JupyterLab: not in `make check`
+
 WALKTHROUGH = "notebooks/mxnet/read-write.ipynb"  # the quickest to run
 TWIN = "read-write.py"  # in notebooks/pytorch/
 

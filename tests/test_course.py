@@ -22,6 +22,8 @@ import pytest
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # a course run with nbgrader's commands, graded for real: not in `make check`
+
 FIXTURE = ROOT / "tests" / "fixtures" / "selftest" / "exercises.ipynb"
 NBGRADER = str(Path(sys.executable).parent / "nbgrader")
 

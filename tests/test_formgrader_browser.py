@@ -36,6 +36,8 @@ from conftest import FRAMEWORKS
 from lab_session import chromium, copy_repository, isolated_env, jupyterlab, require_chromium
 from test_course import FIXTURE, submit_as
 
+pytestmark = pytest.mark.slow  # drives Chromium through formgrader: not in `make check`
+
 ASSIGNMENT, NOTEBOOK, WRITTEN = "selftest", "exercises", "selftest-ex3-answer"
 STUDENT = "ann"  # answers everything right; bob gets exercise 2 wrong
 COMMENT = "Well put: a file outlives the kernel."

@@ -18,6 +18,8 @@ from test_grading import FAIR, FIXTURES, _digest, _grade_cmd, _lay_out, _scores,
 from test_grading_verdict import VERDICT, check_verdict
 from test_grading_verdict import manifest as verdict_manifest
 
+pytestmark = pytest.mark.slow  # grades 18 real submissions in sandboxes: not in `make check`
+
 # The framework cases of tests/fixtures/verdict graded here (the others are graded by
 # test_grading_verdict.py's opt-in test, `make test-verdict`).
 VERDICT_CASES = (("pytorch", "memory_checkpoint"), ("tensorflow", "bomb_checker"))

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT
 from test_grading import FIXTURES, _grade_cmd, _scores, _source
 
@@ -24,6 +26,7 @@ KILLS = 6
 STUDENTS = 16
 
 
+@pytest.mark.slow  # grades 16 submissions through 7 runs: not in `make check`
 def test_killed_batches_resume_and_grade_each_submission_once(tmp_path, request):
     entries = {e["student"]: e for e in json.loads((FIXTURES / "hostile" / "manifest.json").read_text())}
     pool = [entries[s] for s in ("fair_folder", "fair_struct", "fair_partial", "fair_partial_ex1")]

@@ -22,6 +22,8 @@ import pytest
 from conftest import ROOT
 from test_grading import FIXTURES, _grade_cmd, _lay_out, _source
 
+pytestmark = pytest.mark.slow  # grades the verdict cases in sandboxes: not in `make check`
+
 VERDICT = FIXTURES / "verdict"
 
 
