@@ -6,15 +6,25 @@ and that instance attribute hides the class's ``loss`` method, so ``model.loss(Y
 raises ``TypeError: 'NoneType' object is not callable``. ``Classifier`` below makes ``loss`` a
 property: reading it gives d2l's loss method, and what Keras assigns is kept aside in
 ``keras_loss`` (used only if you ``compile()`` the model).
+
+In a process that has imported PyTorch too (the portable-checkpoints notebook), this module
+first imports PyTorch's compiler, ``torch._dynamo``: it and TensorFlow each carry a copy of
+LLVM, and when PyTorch's loads second (``torch.optim`` and ``torch.export`` import it on first
+use) LLVM registers its options twice and the process aborts with "LLVM ERROR: inconsistency
+in registered CommandLine options". Loaded first, both copies coexist.
 """
 
 from __future__ import annotations
 
+import sys
 import types
 
-import keras
-import tensorflow as tf
-from d2l import tensorflow as _d2l
+if "torch" in sys.modules:
+    import torch._dynamo  # noqa: F401  (before TensorFlow: see the module docstring)
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from d2l import tensorflow as _d2l  # noqa: E402
 
 Module = _d2l.Module
 

@@ -88,3 +88,15 @@ def test_layouts_against_numpy_and_refusal(framework, tmp_path, notebook_env):
     assert meta["framework"] == framework and meta["layers"] == "3"
     np.testing.assert_allclose(np.load(tmp_path / "own.npy"), _numpy_forward(own_layers, X), atol=1e-4, rtol=1e-5)
     assert modules == bare
+
+
+def test_pytorch_compiler_after_tensorflow_in_one_process():
+    """PyTorch, then d2l_utils.tensorflow, then PyTorch's compiler (torch.optim and
+    torch.export import it on first use), as the portable-checkpoints notebook does: without
+    d2l_utils.tensorflow loading the compiler first, LLVM aborts the process."""
+    code = ("import d2l_utils.torch, d2l_utils.tensorflow, torch\n"
+            "import torch._dynamo\n"
+            "print('both loaded')\n")
+    proc = subprocess.run([python_for("pytorch"), "-c", code], capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0 and proc.stdout == "both loaded\n", proc.stderr[-2000:]

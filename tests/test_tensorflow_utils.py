@@ -10,6 +10,13 @@ book = Later("d2l.tensorflow")
 d2l = Later("d2l_utils.tensorflow")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _tensorflow_as_the_workbook_loads_it():
+    """Through d2l_utils.tensorflow, first: where this worker has PyTorch loaded, it loads
+    PyTorch's compiler before TensorFlow (see its docstring)."""
+    import d2l_utils.tensorflow  # noqa: F401
+
+
 def test_book_classifier_loss_is_broken_on_keras3_and_ours_works():
     class BookMLP(book.Classifier):
         def __init__(self):
