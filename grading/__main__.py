@@ -7,9 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from grading.course import CELL_TIMEOUT, COURSE, NOTEBOOK, OUTPUT_LIMIT, SOLUTIONS
-from grading.gradebook import LOCK_WAIT
-from grading.sandbox import MEMORY_LIMIT, PROCESS_LIMIT
+from grading.course import COURSE, NOTEBOOK, SOLUTIONS
+from grading.limits import CELL_TIMEOUT, LOCK_WAIT, MEMORY_LIMIT, OUTPUT_LIMIT, PROCESS_LIMIT
 
 
 def main(argv: list[str] | None = None) -> int:

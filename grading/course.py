@@ -14,10 +14,6 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"  # nbconvert templates
 NOTEBOOK = "exercises"
 COURSE_ID = "d2l-io"  # nbgrader's course id: the exchange's folder, the gradebook's course
 
-# Limits for untrusted code (per cell): seconds, and bytes of output kept; memory and process
-# limits are in grading.sandbox.
-CELL_TIMEOUT = 60
-OUTPUT_LIMIT = 1_000_000
 
 
 def put_alembic_on_path() -> None:

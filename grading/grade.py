@@ -29,13 +29,14 @@ from html import escape
 from pathlib import Path
 
 from grading import checks, sandbox
-from grading.course import (CELL_TIMEOUT, COURSE_ID, NOTEBOOK, OUTPUT_LIMIT, SOLUTIONS, TEMPLATES,
-                            load_config, points, put_alembic_on_path)
-from grading.gradebook import (LOCK_WAIT, GradebookLocked, Late, Recorded, answer_hashes, db_url,
+from grading.course import (COURSE_ID, NOTEBOOK, SOLUTIONS, TEMPLATES, load_config, points,
+                            put_alembic_on_path)
+from grading.gradebook import (GradebookLocked, Late, Recorded, answer_hashes, db_url,
                                digest_of, late_penalty, patiently, record, recorded)
+from grading.limits import CELL_TIMEOUT, LOCK_WAIT, MEMORY_LIMIT, OUTPUT_LIMIT, PROCESS_LIMIT
 from grading.submission import (Graded, SubmissionError, grade_one, kernel_env, references,
                                 thread_env)
-from grading.submission import ReferenceError as ReferenceError_
+from grading.submission import ReferencesError
 
 
 @dataclass
@@ -208,16 +209,20 @@ def _late_line(late: Late | None) -> str:
     return text + f": late penalty {late.penalty:g} point{'' if late.penalty == 1 else 's'}."
 
 
+def _scores(pts: dict[str, float], g: Graded | None) -> dict[str, float]:
+    return g.scores(pts) if g else {gid: 0.0 for gid in pts}
+
+
 def _summary_html(student: str, assignment: str, pts: dict[str, float], g: Graded | None,
-                  error: str, late: Late | None = None) -> str:
+                  error: str, late: Late | None, scores: dict[str, float]) -> str:
     rows, total = [], 0.0
     for gid, possible in pts.items():
         found = g.checks.get(gid, []) if g else []
-        got = checks.score(possible, found)
+        got = scores[gid]
         total += got
         items = "".join(
-            f"<li>{'&#10004;' if c['passed'] else '&#10008;'} {escape(c['name'])}"
-            + (f" <em>({escape(c['detail'])})</em>" if c["detail"] and not c["passed"] else "")
+            f"<li>{'&#10004;' if c.passed else '&#10008;'} {escape(c.name)}"
+            + (f" <em>({escape(c.detail)})</em>" if c.detail and not c.passed else "")
             + "</li>" for c in found)
         why = g.export_errors.get(gid) if g else ""
         note = f"<p>Your functions could not be called: <code>{escape(why)}</code></p>" if why else ""
@@ -235,10 +240,13 @@ def _summary_html(student: str, assignment: str, pts: dict[str, float], g: Grade
 
 
 def feedback_page(student: str, assignment: str, pts: dict[str, float], g: Graded | None,
-                  error: str, late: Late | None = None) -> str:
-    """The feedback page: the score table, then the executed notebook. A failure while
-    rendering the notebook keeps the score table (the score is recorded regardless)."""
-    summary = _summary_html(student, assignment, pts, g, error, late)
+                  error: str, late: Late | None = None,
+                  scores: dict[str, float] | None = None) -> str:
+    """The feedback page: the score table (`scores`, as recorded; scored here if not given),
+    then the executed notebook. A failure while rendering the notebook keeps the score table
+    (the score is recorded regardless)."""
+    scores = _scores(pts, g) if scores is None else scores
+    summary = _summary_html(student, assignment, pts, g, error, late, scores)
     body = ""
     if g and g.notebook:
         try:
@@ -358,7 +366,7 @@ def _late_plugin(config):
 
 def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOUT,
           output_limit: int = OUTPUT_LIMIT, progress: bool = True, source: Path = SOLUTIONS,
-          memory: int = sandbox.MEMORY_LIMIT, processes: int = sandbox.PROCESS_LIMIT,
+          memory: int = MEMORY_LIMIT, processes: int = PROCESS_LIMIT,
           report=print, force: bool = False, lock_wait: float = LOCK_WAIT) -> list[Result]:
     """Grade every new or changed submission (all with `force`); one Result per graded one.
     A gradebook locked by another program longer than `lock_wait` seconds: at the start, the
@@ -445,7 +453,7 @@ def _grade_all(todo, digests, known, pts, course, jobs, timeout, output_limit, p
                     return g, "", time.perf_counter() - start
                 except SubmissionError as exc:
                     return None, str(exc), time.perf_counter() - start
-                except ReferenceError_ as exc:
+                except ReferencesError as exc:
                     raise SystemExit(str(exc)) from None
                 except Exception as exc:  # noqa: BLE001  (one submission never stops the batch)
                     return None, f"{f.folder}: could not be graded ({type(exc).__name__}: {exc})", \
@@ -473,8 +481,8 @@ def _record_one(f: Found, g: Graded | None, error: str, took: float, p: dict[str
                 report, lock_wait: float) -> Result | None:
     """Feedback first, then the grade (one transaction): a run killed in between grades this
     submission again next time, and the page it wrote then is recognised as its own."""
-    scores = {gid: checks.score(p[gid], g.checks.get(gid, []) if g else []) for gid in p}
-    comments = {gid: "; ".join(f"{'passed' if c['passed'] else 'failed'}: {c['name']}"
+    scores = _scores(p, g)
+    comments = {gid: "; ".join(f"{'passed' if c.passed else 'failed'}: {c.name}"
                                for c in (g.checks.get(gid, []) if g else []))
                 or f"Not graded: {error}" for gid in p}
     answers = answer_hashes(g.notebook if g else None)
@@ -486,7 +494,7 @@ def _record_one(f: Found, g: Graded | None, error: str, took: float, p: dict[str
     late = Late(seconds, late_penalty(late_plugin, f.student, sum(scores.values()), seconds), ())
     try:
         ours, problem = write_feedback(course, f, feedback_page(f.student, f.assignment, p, g,
-                                                                error, late), g, known)
+                                                                error, late, scores), g, known)
         if problem:
             report(problem)
     except Exception as exc:  # noqa: BLE001  (the grade is still recorded)

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grading.course import COURSE_ID
+from grading.limits import LOCK_WAIT
 
 TABLE = "d2l_grading"
-LOCK_WAIT = 30  # seconds to wait for a gradebook another program (formgrader) holds locked
 
 
 class GradebookLocked(Exception):

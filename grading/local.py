@@ -16,7 +16,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from grading import checks
 from grading.course import NOTEBOOK, SOLUTIONS, points
 from grading.submission import grade_one, kernel_env, references, thread_env
 
@@ -38,21 +37,20 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(args.notebook, tmp / "sub" / f"{NOTEBOOK}.ipynb")
         g = grade_one("local", args.assignment, tmp / "sub", tmp / "work", tmp / "refs", seed,
                       env=env, timeout=args.timeout, sandboxed=False)
-        total = 0.0
-        for gid, found in g.checks.items():
-            got = checks.score(pts.get(gid, 0), found)
-            total += got
-            print(f"{gid}: {got:g}/{pts.get(gid, 0):g}")
+        scores = g.scores(pts)
+        total = sum(scores.values())
+        for gid, got in scores.items():
+            print(f"{gid}: {got:g}/{pts[gid]:g}")
             if gid in g.export_errors:
                 print(f"    export did not run: {g.export_errors[gid]}")
-            for c in found:
-                print(f"    [{'x' if c['passed'] else ' '}] {c['name']}" + (f" ({c['detail']})" if c["detail"] else ""))
+            for c in g.checks.get(gid, []):
+                print(f"    [{'x' if c.passed else ' '}] {c.name}" + (f" ({c.detail})" if c.detail else ""))
         if g.problem:
             print("problem:", g.problem)
         print(f"score: {total:g}/{sum(pts.values()):g}  (seed {seed}, kernel {g.timings['kernel']:.1f} s, "
               f"checks {g.timings['checks']:.1f} s)")
         if total < sum(pts.values()):
-            log = tmp / "work" / "box" / "runner.log"
+            log = tmp / "work" / "runner.log"
             if log.exists():
                 print("--- runner log (tail) ---\n" + log.read_text(errors="replace")[-1500:])
     return 0

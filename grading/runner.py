@@ -48,11 +48,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_code_cell, new_output
 
+from grading.limits import GRACE
 from grading.sandbox import kill_tree, watch
 
 SKIPPED = ("(Not run by the grader: the checks in the table above decide the score. Run this "
            "cell yourself in JupyterLab to see the visible tests.)\n")
-GRACE = 3  # seconds a kernel gets to answer an interrupt (an honest one answers in milliseconds)
 
 
 def _error(ename: str, evalue: str):
@@ -157,7 +157,8 @@ def kernel_manager(job: dict):
 
 def seal(src: Path, dst: Path) -> None:
     """Move an export folder out of the kernel's reach: regular files only, size-capped."""
-    from grading.submission import MAX_EXPORT_BYTES, SubmissionError, copy_submission
+    from grading.limits import MAX_EXPORT_BYTES
+    from grading.submission import SubmissionError, copy_submission
 
     try:
         if src.is_dir() and not src.is_symlink():

@@ -28,21 +28,21 @@ from pathlib import Path
 import d2l_utils
 import grading
 from grading import checks
-from grading.course import CELL_TIMEOUT, NOTEBOOK, OUTPUT_LIMIT
-from grading.sandbox import FILE_LIMIT, MEMORY_LIMIT, PROCESS_LIMIT, Sandbox
+from grading.checks import Check
+from grading.course import NOTEBOOK
+from grading.limits import (CELL_TIMEOUT, CHECK_LIMIT, MAX_SUBMISSION_BYTES, MEMORY_LIMIT,
+                            OUTPUT_LIMIT, PROCESS_LIMIT)
+from grading.sandbox import Sandbox
 from d2l_utils.kernel import KERNELS, NAME
 from d2l_utils.kernel import python as kernel_python
 
-MAX_SUBMISSION_BYTES = 50 * 2**20
-MAX_EXPORT_BYTES = FILE_LIMIT  # the largest file a sandbox can write
-CHECK_LIMIT = 300  # seconds for the trusted checks of one graded cell
 
 
 class SubmissionError(Exception):
     """A submission that cannot be run at all (missing or invalid notebook, too large)."""
 
 
-class ReferenceError(Exception):  # noqa: A001  (the grader's own failure, not a submission's)
+class ReferencesError(Exception):  # the grader's own failure, not a submission's
     """The references of an assignment could not be computed: nothing can be graded."""
 
 
@@ -50,12 +50,17 @@ class ReferenceError(Exception):  # noqa: A001  (the grader's own failure, not a
 class Graded:
     student: str
     assignment: str
-    checks: dict[str, list[dict]]            # grade_id -> [{"name", "passed", "detail"}]
+    checks: dict[str, list[Check]]           # grade_id -> its checks, as the checker found them
     export_errors: dict[str, str]            # grade_id -> why its export did not run
     notebook: Path | None                    # the executed notebook (feedback)
     problem: str = ""                        # why the run stopped early, if it did
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+
+    def scores(self, points: dict[str, float]) -> dict[str, float]:
+        """Points earned per grade_id (`points`: what each is worth); the one place a
+        submission is scored."""
+        return {gid: checks.score(worth, self.checks.get(gid, [])) for gid, worth in points.items()}
 
 
 def kernel_env() -> dict[str, str]:
@@ -215,8 +220,8 @@ def references(assignment: str, seed: int, out: Path, *, env: dict[str, str],
                        env=dict(env, HOME=str(home), MPLCONFIGDIR=str(home / ".matplotlib")))
     if outcome.returncode != 0:
         tail = log.read_text(errors="replace")[-2000:]
-        raise ReferenceError(f"computing the references of {assignment} failed "
-                           f"({outcome.killed_because or 'exit ' + str(outcome.returncode)}):\n{tail}")
+        raise ReferencesError(f"computing the references of {assignment} failed "
+                            f"({outcome.killed_because or 'exit ' + str(outcome.returncode)}):\n{tail}")
 
 
 def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Path, seed: int, *,
@@ -315,11 +320,10 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
                              memory=memory, processes=processes,
                              env=dict(env, HOME=str(result_dir / "home"),
                                       MPLCONFIGDIR=str(result_dir / "home")))
-        got = _read_result(result_file)
+        got = read_result(result_file)
         if got is None:
             why = check_out.killed_because or f"exit {check_out.returncode}"
-            got = [{"name": "the exports could be checked", "passed": False,
-                    "detail": f"the checker stopped ({why})"}]
+            got = [Check("the exports could be checked", False, f"the checker stopped ({why})")]
         found[gid] = got
         shutil.rmtree(result_dir / "home", ignore_errors=True)
         (result_dir / "home").mkdir()
@@ -329,13 +333,12 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
                   time.monotonic() - start, {"kernel": t1 - t0, "checks": time.monotonic() - t1})
 
 
-def _read_result(path: Path) -> list[dict] | None:
+def read_result(path: Path) -> list[Check] | None:
     """One graded cell's checks from the checker, validated; None if missing or malformed."""
     try:
         items = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(items, list) or not items:
+    if not isinstance(items, list):
         return None
-    return [{"name": str(c.get("name", ""))[:300], "passed": c.get("passed") is True,
-             "detail": str(c.get("detail", ""))[:500]} for c in items if isinstance(c, dict)] or None
+    return [c for c in map(Check.from_json, items) if c is not None] or None

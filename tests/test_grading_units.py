@@ -13,7 +13,7 @@ import pytest
 
 from grading import checks
 from grading.grade import feedback_page
-from grading.submission import Graded, SubmissionError, _read_result, read_notebook, thread_env
+from grading.submission import Graded, SubmissionError, read_notebook, read_result, thread_env
 
 BAD = {
     "not-json.ipynb": b'{"cells": [',
@@ -46,8 +46,7 @@ def test_a_missing_or_linked_notebook_is_refused(tmp_path):
 def test_feedback_survives_a_notebook_that_cannot_be_rendered(tmp_path):
     broken = tmp_path / "executed.ipynb"
     broken.write_text("{not json")
-    g = Graded("ann", "selftest", {"a": [{"name": "works", "passed": True, "detail": ""}]}, {},
-               broken)
+    g = Graded("ann", "selftest", {"a": [checks.Check("works", True)]}, {}, broken)
     page = feedback_page("ann", "selftest", {"a": 2.0}, g, "")
     assert "Score: 2 / 2" in page and "could not be rendered" in page
 
@@ -57,7 +56,7 @@ def test_feedback_page_loads_nothing_from_other_hosts(tmp_path):
 
     nb = tmp_path / "executed.ipynb"
     nb.write_text((Path(__file__).parent / "fixtures" / "selftest" / "exercises.ipynb").read_text())
-    g = Graded("ann", "selftest", {"a": [{"name": "works", "passed": True, "detail": ""}]}, {}, nb)
+    g = Graded("ann", "selftest", {"a": [checks.Check("works", True)]}, {}, nb)
     page = feedback_page("ann", "selftest", {"a": 2.0}, g, "")
     assert "Exercise 3" in page, "the notebook is rendered"
     assert re.findall(r"""(?:src|href)=["']?(?:https?:)?//[^"'\s>]+""", page) == []
@@ -66,17 +65,21 @@ def test_feedback_page_loads_nothing_from_other_hosts(tmp_path):
 def test_checker_results_are_validated(tmp_path):
     f = tmp_path / "result.json"
     f.write_text(json.dumps([{"name": "x", "passed": "yes", "detail": 3}]))
-    assert _read_result(f) == [{"name": "x", "passed": False, "detail": "3"}]
+    assert read_result(f) == [checks.Check("x", False, "3")]
+    f.write_text(json.dumps([{"name": "y" * 1000, "passed": True}, 7]))
+    assert read_result(f) == [checks.Check("y" * 300, True, "")]
     for bad in ("[]", "{}", '{"a": []}', "[1, 2]", "not json"):
         f.write_text(bad)
-        assert _read_result(f) is None, bad
+        assert read_result(f) is None, bad
 
 
 def test_points_are_shared_by_checks():
     found = [checks.Check("one", True), checks.Check("two", False), checks.Check("three", True)]
     assert checks.score(3, found) == 2
     assert checks.score(3, []) == 0
-    assert checks.score(4, [{"name": "n", "passed": 1, "detail": ""}]) == 0  # only True counts
+    assert checks.score(4, [checks.Check("n", 1)]) == 0  # only True counts
+    g = Graded("ann", "selftest", {"a": found}, {}, None)
+    assert g.scores({"a": 3.0, "b": 1.0}) == {"a": 2.0, "b": 0.0}  # b: no checks found
 
 
 def test_every_assignment_has_checks_for_its_graded_cells():

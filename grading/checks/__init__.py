@@ -56,6 +56,15 @@ class Check:
     passed: bool
     detail: str = ""
 
+    @classmethod
+    def from_json(cls, item: object) -> Check | None:
+        """A check as the checker process wrote it (JSON, so untrusted in shape): strings cut
+        to length, `passed` only if it is exactly true; None if `item` is not an object."""
+        if not isinstance(item, dict):
+            return None
+        return cls(str(item.get("name", ""))[:300], item.get("passed") is True,
+                   str(item.get("detail", ""))[:500])
+
 
 @dataclass(frozen=True)
 class Reload:
@@ -71,9 +80,9 @@ def load(assignment: str) -> ModuleType:
     return importlib.import_module(f"grading.checks.{assignment}")
 
 
-def score(points: float, checks: list[Check] | list[dict]) -> float:
+def score(points: float, checks: list[Check]) -> float:
     """Points earned: the grade cell's points shared equally by its checks."""
     if not checks:
         return 0.0
-    passed = sum((c["passed"] if isinstance(c, dict) else c.passed) is True for c in checks)
+    passed = sum(c.passed is True for c in checks)
     return round(points * passed / len(checks), 4)

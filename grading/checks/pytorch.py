@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from grading.checks import Check, Reload
+from grading.limits import MAX_CHECKED_FILE
 
 RTOL, ATOL = 1e-5, 1e-6
-MAX_FILE = 64 * 2**20  # bytes of one exported file we are willing to read
 
 HELPERS = r'''
 import numpy as np
@@ -291,7 +291,7 @@ def _read_tensors(path: Path) -> tuple[dict[str, np.ndarray] | None, str]:
 
     if not path.is_file():
         return None, f"{path.name} was not written (the export stopped earlier)"
-    if path.stat().st_size > MAX_FILE:
+    if path.stat().st_size > MAX_CHECKED_FILE:
         return None, f"{path.name} is too large"
     try:
         return load_file(str(path)), ""
@@ -524,10 +524,10 @@ def _scan_archive(path: Path) -> str | None:
             if not any(i.filename.endswith(("/models/model.json", "serialized_exported_program.json"))
                        for i in infos):
                 return "not a torch.export archive (torch.export.save writes one)"
-            if len(infos) > 4096 or sum(i.file_size for i in infos) > 4 * MAX_FILE:
+            if len(infos) > 4096 or sum(i.file_size for i in infos) > 4 * MAX_CHECKED_FILE:
                 return "the archive is too large"
             for info in infos:
-                if info.file_size > MAX_FILE:
+                if info.file_size > MAX_CHECKED_FILE:
                     return "the archive is too large"
                 try:
                     doc = json.loads(archive.read(info))
@@ -583,9 +583,9 @@ sys.stdout.write("\nRESULT " + json.dumps(result) + "\n")
 
 
 def _small_files() -> None:
-    """In the loader's process: no file larger than MAX_FILE (a write past it fails)."""
+    """In the loader's process: no file larger than MAX_CHECKED_FILE (a write past it fails)."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE, MAX_FILE))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_CHECKED_FILE, MAX_CHECKED_FILE))
 
 
 def _run_exported(path: Path, inputs: dict[str, np.ndarray]) -> tuple[dict | None, str]:
@@ -621,7 +621,7 @@ def _run_exported(path: Path, inputs: dict[str, np.ndarray]) -> tuple[dict | Non
 def _check_ex3(exports: Path, refs: Path) -> list[Check]:
     ref, _ = _read_tensors(refs / "ex3.safetensors")
     path = exports / "model.pt2"
-    wrote = path.is_file() and 0 < path.stat().st_size <= 4 * MAX_FILE
+    wrote = path.is_file() and 0 < path.stat().st_size <= 4 * MAX_CHECKED_FILE
     checks = [Check("export_model writes a file at path", wrote,
                     "" if wrote else "no file at path (the export stopped earlier)")]
     outputs, why = None, "there is no file to load"

@@ -1,0 +1,24 @@
+"""Every limit the grader puts on submissions and on itself, in one place.
+
+Untrusted code (a student's kernel, and the trusted checks reading untrusted files) runs in
+grading.sandbox under the first group; the others bound what the grader reads or waits for.
+`python -m grading grade` takes --timeout, --output-limit, --memory and --lock-wait to change
+the defaults for one run.
+"""
+
+# Per cell of a student's notebook.
+CELL_TIMEOUT = 60  # seconds
+OUTPUT_LIMIT = 1_000_000  # bytes of a cell's output kept in the feedback
+GRACE = 3  # seconds a kernel gets to answer an interrupt (an honest one answers in milliseconds)
+
+# Per sandbox (a kernel and its processes, or one checker).
+MEMORY_LIMIT = 4 * 2**30  # bytes of address space
+PROCESS_LIMIT = 256
+FILE_LIMIT = 512 * 2**20  # bytes in one file written: no honest file comes near
+
+# What the grader reads or waits for.
+MAX_SUBMISSION_BYTES = 50 * 2**20  # a submission folder, all files together
+MAX_EXPORT_BYTES = FILE_LIMIT  # the largest export read: the largest file a sandbox can write
+MAX_CHECKED_FILE = 64 * 2**20  # bytes of one exported file the PyTorch checks read into memory
+CHECK_LIMIT = 300  # seconds for the trusted checks of one graded cell
+LOCK_WAIT = 30  # seconds to wait for a gradebook another program (formgrader) holds locked

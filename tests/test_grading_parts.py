@@ -1,0 +1,130 @@
+"""The grader's parts on their own, without root, a sandbox or a kernel: the sandbox's bwrap
+command line, the runner's plan of a notebook, the disguise of export code and the sealing
+of an export folder. (The classes in test_grading.py check the same promises end to end.)"""
+
+from __future__ import annotations
+
+import os
+
+import nbformat
+
+from grading import runner
+from grading.limits import MAX_EXPORT_BYTES
+from grading.sandbox import Sandbox
+
+
+def _pairs(argv: list[str], flag: str) -> list[tuple[str, str]]:
+    return [(argv[i + 1], argv[i + 2]) for i, a in enumerate(argv) if a == flag]
+
+
+def test_sandbox_argv_cuts_off_network_and_host_environment(tmp_path):
+    ro, rw, code = tmp_path / "ro", tmp_path / "rw", tmp_path / "code"
+    for p in (ro, rw, code):
+        p.mkdir()
+    (ro / "inner").mkdir()
+    box = Sandbox(ro=[str(ro), str(ro / "inner")], code={"/opt/code/grading": str(code)},
+                  rw=[str(rw)], env={"HOME": str(rw)}, cwd=str(rw))
+    argv = box.argv(["python", "-c", "pass"])
+    cut = argv.index("--")
+    assert argv[:1] == ["bwrap"] and argv[cut + 1:] == ["python", "-c", "pass"]
+    options = argv[:cut]
+    for flag in ("--unshare-net", "--unshare-pid", "--unshare-user", "--unshare-ipc",
+                 "--die-with-parent", "--new-session", "--clearenv"):
+        assert flag in options, flag
+    assert options[options.index("--cap-drop") + 1] == "ALL"
+    # read-only: the outermost folder once (its inner folder is covered), the code at its place
+    assert (str(ro), str(ro)) in _pairs(options, "--ro-bind")
+    assert (str(ro / "inner"), str(ro / "inner")) not in _pairs(options, "--ro-bind")
+    assert (str(code), "/opt/code/grading") in _pairs(options, "--ro-bind")
+    # writable only where asked, and bound after the read-only ones (a later bind wins)
+    assert _pairs(options, "--bind") == [(str(rw), str(rw))]
+    last_ro = max(i for i, a in enumerate(options) if a == "--ro-bind")
+    assert options.index("--bind") > last_ro
+    # no host variable: only those given, after --clearenv
+    assert _pairs(options, "--setenv") == [("HOME", str(rw))]
+    assert options.index("--setenv") > options.index("--clearenv")
+    assert options[options.index("--chdir") + 1] == str(rw)
+    # /tmp and /dev/shm are private and sized
+    tmpfs = [options[i + 1] for i, a in enumerate(options) if a == "--tmpfs"]
+    assert "/tmp" in tmpfs and "/dev/shm" in tmpfs
+    assert "/etc/shadow" not in options
+
+
+def _notebook(*cells):
+    nb = nbformat.v4.new_notebook()
+    for kind, source, gid in cells:
+        cell = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(source)
+        if gid:
+            cell.metadata["nbgrader"] = {"grade": True, "grade_id": gid, "points": 1}
+        nb.cells.append(cell)
+    return nb
+
+
+def test_runner_plan_skips_visible_tests_and_exports_after_their_cell():
+    nb = _notebook(("code", "import json", None), ("markdown", "# Ex 1", None),
+                   ("code", "def f(): ...", None), ("code", "assert f() is None", "ex1"),
+                   ("code", "print('demo')", None), ("markdown", "notes", "ex3-answer"))
+    exports = {"ex1": "code-1", "ex2": "code-2"}
+    assert runner.plan(nb, exports) == [
+        ("cell", 0), ("cell", 2), ("skip", 3), ("export", "ex1"), ("cell", 4),
+        ("export", "ex2"),  # its cell was deleted: exported at the end, with what is defined
+    ]
+
+
+def test_a_grade_cell_duplicated_by_the_student_exports_once():
+    nb = _notebook(("code", "x = 1", "ex1"), ("code", "x = 2", "ex1"))
+    assert runner.plan(nb, {"ex1": "code"}) == [("skip", 0), ("export", "ex1"), ("skip", 1)]
+
+
+def test_disguised_export_code_runs_under_a_fresh_name():
+    source = "def _grader_export():\n    return 42\nRESULT = _grader_export()\ndel _grader_export\n"
+    one, two = runner._disguise(source), runner._disguise(source)
+    assert one != two, "each cell draws its own name"
+    assert "_grader_export" not in one and "42" not in one
+    ns: dict = {}
+    exec(one, ns)  # noqa: S102  (the grader's own code)
+    assert ns["RESULT"] == 42
+    assert not [k for k in ns if k.startswith("_g")], "the function deletes itself"
+
+
+def test_seal_keeps_regular_files_only_and_empties_the_kernel_side(tmp_path):
+    src, dst = tmp_path / "exports" / "ex1", tmp_path / "sealed" / "ex1"
+    (src / "sub").mkdir(parents=True)
+    (src / "weights.safetensors").write_bytes(b"w" * 10)
+    (src / "sub" / "meta.json").write_text("{}")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host file")
+    (src / "link.txt").symlink_to(secret)
+    os.mkfifo(src / "pipe")
+    runner.seal(src, dst)
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*")) == [
+        "sub", "sub/meta.json", "weights.safetensors"]
+    assert not src.exists(), "nothing is left where the kernel could change it"
+    assert secret.read_text() == "host file"
+
+
+def test_seal_of_a_linked_or_missing_folder_is_an_empty_folder(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.json").write_text("{}")
+    linked = tmp_path / "exports" / "ex1"
+    linked.parent.mkdir()
+    linked.symlink_to(outside, target_is_directory=True)
+    runner.seal(linked, tmp_path / "sealed" / "ex1")
+    runner.seal(tmp_path / "exports" / "ex2", tmp_path / "sealed" / "ex2")
+    assert list((tmp_path / "sealed" / "ex1").iterdir()) == []
+    assert list((tmp_path / "sealed" / "ex2").iterdir()) == []
+    assert (outside / "x.json").is_file(), "the folder a link pointed to is not touched"
+
+
+def test_seal_drops_an_export_over_the_size_limit(tmp_path, monkeypatch):
+    import grading.limits
+
+    monkeypatch.setattr(grading.limits, "MAX_EXPORT_BYTES", 100)
+    src = tmp_path / "exports" / "ex1"
+    src.mkdir(parents=True)
+    (src / "big.bin").write_bytes(b"x" * 101)
+    runner.seal(src, tmp_path / "sealed" / "ex1")
+    assert list((tmp_path / "sealed" / "ex1").iterdir()) == []
+    assert MAX_EXPORT_BYTES > 100  # the real limit is untouched
+
