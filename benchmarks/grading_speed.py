@@ -5,14 +5,17 @@
 Makes N copies of the assignment's solution as N students' submissions, then times
 (1) `nbgrader autograde ASSIGNMENT` (one process, one submission after another, nbgrader's
 defaults, no sandbox) and (2) `python -m grading grade` with each --jobs value (sandboxed,
-feedback and grades.csv included). Prints seconds, seconds per submission and the speedup
-over nbgrader's serial autograde.
+feedback and grades.csv included). Prints seconds, seconds per submission, the speedup
+over nbgrader's serial autograde, and the CPU time of every process each run started (a
+cgroup of its own: cgroup v1's cpuacct or v2's cpu.stat, where this user may make one; else
+only the processes the run waited for, marked "*").
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -23,12 +26,51 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run(cmd, cwd, env):
+def _cgroup() -> tuple[Path, str] | None:
+    """A fresh cgroup to count a run's CPU in, and its usage file; None where none can be made."""
+    name = f"d2l-bench-{os.getpid()}-{time.monotonic_ns()}"
+    for base, usage in ((Path("/sys/fs/cgroup/cpuacct"), "cpuacct.usage"),  # v1
+                        (Path("/sys/fs/cgroup"), "cpu.stat")):  # v2
+        if (base / usage).exists() or (base / "cgroup.controllers").exists():
+            try:
+                (base / name).mkdir()
+            except OSError:
+                continue
+            return base / name, usage
+    return None
+
+
+def _cpu_seconds(group: Path, usage: str) -> float:
+    text = (group / usage).read_text()
+    if usage == "cpuacct.usage":
+        return int(text) / 1e9
+    return int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
+
+
+def run(cmd, cwd, env) -> tuple[float, float, bool]:
+    """Wall seconds, CPU seconds, and whether the CPU time covers every process."""
+    group = _cgroup()
+    join = None
+    if group:
+        def join():  # in the child, before exec: it and everything it starts are counted
+            (group[0] / "cgroup.procs").write_text(str(os.getpid()))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, preexec_fn=join)
+    wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - t0
+    if group:
+        cpu = _cpu_seconds(*group)
+        for _ in range(50):  # emptied once the run's last processes are reaped
+            try:
+                group[0].rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+        return wall, cpu, True
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), False
 
 
 def main() -> None:
@@ -59,19 +101,21 @@ def main() -> None:
                       "--log-level=WARN"]
             run([sys.executable, "-m", "nbgrader", "generate_assignment", args.assignment, "--force",
                  *common], course, dict(env, D2L_SCRATCH=str(tmp / "scratch")))
-            seconds = run([sys.executable, "-m", "nbgrader", "autograde", args.assignment, "--create",
-                           *common], course, dict(env, D2L_SCRATCH=str(tmp / "scratch")))
-            rows.append(("nbgrader autograde (serial)", seconds))
+            measured = run([sys.executable, "-m", "nbgrader", "autograde", args.assignment, "--create",
+                            *common], course, dict(env, D2L_SCRATCH=str(tmp / "scratch")))
+            rows.append(("nbgrader autograde (serial)", *measured))
         for jobs in args.jobs:
-            seconds = run([sys.executable, "-m", "grading", "grade", str(subs), "--course",
-                           str(tmp / f"course-{jobs}"), "--jobs", str(jobs)], REPO, env)
-            rows.append((f"python -m grading grade --jobs {jobs}", seconds))
+            measured = run([sys.executable, "-m", "grading", "grade", str(subs), "--course",
+                            str(tmp / f"course-{jobs}"), "--jobs", str(jobs)], REPO, env)
+            rows.append((f"python -m grading grade --jobs {jobs}", *measured))
     serial = rows[0][1] if not args.skip_serial else None
-    print(f"{args.copies} copies of the {args.assignment} solution, {os.cpu_count()} cores")
-    print(f"{'grader':<36}{'seconds':>9}{'s/submission':>14}{'speedup':>9}")
-    for name, seconds in rows:
+    n = args.copies
+    print(f"{n} copies of the {args.assignment} solution, {os.cpu_count()} cores")
+    print(f"{'grader':<36}{'seconds':>9}{'s/submission':>14}{'speedup':>9}{'CPU-s':>9}{'CPU-s/sub':>11}")
+    for name, seconds, cpu, whole in rows:
         speed = f"{serial / seconds:.2f}x" if serial else "-"
-        print(f"{name:<36}{seconds:>9.1f}{seconds / args.copies:>14.2f}{speed:>9}")
+        mark = "" if whole else "*"
+        print(f"{name:<36}{seconds:>9.1f}{seconds / n:>14.2f}{speed:>9}{cpu:>8.1f}{mark:1}{cpu / n:>10.2f}{mark:1}")
 
 
 if __name__ == "__main__":
