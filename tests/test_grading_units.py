@@ -106,3 +106,17 @@ def test_thread_env_is_understood_by_every_framework(threads):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["3", str(threads)], proc.stdout
+
+
+def test_arrays_are_compared_one_way_for_every_assignment():
+    import numpy as np
+
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert checks.close(a, a.astype(np.float64) + 1e-7)
+    assert not checks.close(a, a + 1e-3)
+    assert not checks.close(a, a.T), "same values, other shape"
+    assert not checks.close(a.astype(object), a), "only numbers compare"
+    assert checks.difference(a, a.T) == "shape (2, 3), expected (3, 2)"
+    assert checks.difference(a.astype(str), a) == "dtype <U32"
+    assert checks.difference(a + 0.5, a) == "max difference 0.5"
+    assert checks.max_diff(np.zeros(0), np.zeros(0)) == 0.0

@@ -37,7 +37,9 @@ check(grade_id: str, exports: pathlib.Path, refs: pathlib.Path) -> list[Check]
     Trusted: compare the files in `exports` (untrusted: load with safe loaders only; a missing
     or malformed file is a failed check, never an exception) with the references.
 
-A grade cell's points are shared equally by its checks.
+A grade cell's points are shared equally by its checks (`score`). The assignment modules
+compare arrays with this module's `close`, `max_diff` and `difference` (one tolerance, RTOL
+and ATOL) and report with `Check`.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
+
+import numpy as np
 
 
 @dataclass
@@ -78,6 +82,31 @@ def load(assignment: str) -> ModuleType:
     if not assignment.isidentifier():
         raise ValueError(f"{assignment!r}: not an assignment name")
     return importlib.import_module(f"grading.checks.{assignment}")
+
+
+# Comparing arrays, for every assignment module: one tolerance, one way to say what differs.
+RTOL, ATOL = 1e-5, 1e-6
+
+
+def close(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same shape, both numeric, and equal within RTOL and ATOL (compared in float64)."""
+    return (a.shape == b.shape and np.issubdtype(a.dtype, np.number)
+            and np.issubdtype(b.dtype, np.number)
+            and bool(np.allclose(a.astype(np.float64), b.astype(np.float64), rtol=RTOL, atol=ATOL)))
+
+
+def max_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest absolute difference of two numeric arrays of one shape (0 if empty)."""
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> str:
+    """What the student's array `a` gets wrong against `b`: its shape, its dtype, or by how much."""
+    if a.shape != b.shape:
+        return f"shape {a.shape}, expected {b.shape}"
+    if not np.issubdtype(a.dtype, np.number):
+        return f"dtype {a.dtype}"
+    return f"max difference {max_diff(a, b):.3g}"
 
 
 def score(points: float, checks: list[Check]) -> float:

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from grading.checks import Check, Reload
+from grading.checks import Check, Reload, close, max_diff
 
-RTOL, ATOL = 1e-5, 1e-6
 
 HELPERS = '''
 import jax
@@ -358,15 +357,6 @@ def _ref_series(arrays: dict, prefix: str) -> list[np.ndarray]:
     return out
 
 
-def _close(a, b) -> bool:
-    return a.shape == b.shape and np.allclose(a.astype(np.float64), b.astype(np.float64),
-                                             rtol=RTOL, atol=ATOL)
-
-
-def _max_diff(a, b) -> float:
-    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
-
-
 def _compare(expected: list[np.ndarray], got: list[np.ndarray] | None, what: str) -> tuple[bool, str]:
     """Arrays equal in order (the structure the prompt asks for); otherwise, as a fallback,
     each expected array matched by a distinct equal one in any order."""
@@ -374,11 +364,11 @@ def _compare(expected: list[np.ndarray], got: list[np.ndarray] | None, what: str
         return False, f"{what}: not available"
     if len(got) != len(expected):
         return False, f"{what}: {len(got)} arrays, expected {len(expected)}"
-    if all(_close(e, g) for e, g in zip(expected, got)):
+    if all(close(e, g) for e, g in zip(expected, got)):
         return True, ""
     unused = list(range(len(got)))
     for e in expected:
-        hit = next((j for j in unused if _close(e, got[j])), None)
+        hit = next((j for j in unused if close(e, got[j])), None)
         if hit is None:
             break
         unused.remove(hit)
@@ -387,7 +377,7 @@ def _compare(expected: list[np.ndarray], got: list[np.ndarray] | None, what: str
     same = [(e, g) for e, g in zip(expected, got) if e.shape == g.shape]
     if len(same) < len(expected):
         return False, f"{what}: shapes {[tuple(g.shape) for g in got]}, expected {[tuple(e.shape) for e in expected]}"
-    return False, f"{what}: max difference {max(_max_diff(e, g) for e, g in same):.3g}"
+    return False, f"{what}: max difference {max(max_diff(e, g) for e, g in same):.3g}"
 
 
 def _refs(refs: Path) -> tuple[dict, dict]:
@@ -470,8 +460,8 @@ def _check_ex2(exports: Path, refs: Path) -> list[Check]:
 
     # 2. the saved kernel (or its transpose) and bias are among the new parameters, and used.
     kernel, bias = ref["ex2.kernel"], ref["ex2.bias"]
-    ik = next((i for i, a in enumerate(before) if _close(kernel, a) or _close(kernel.T, a)), None)
-    ib = next((i for i, a in enumerate(before) if _close(bias, a)), None)
+    ik = next((i for i, a in enumerate(before) if close(kernel, a) or close(kernel.T, a)), None)
+    ib = next((i for i, a in enumerate(before) if close(bias, a)), None)
     sens = info.get("sensitivity")
     if ik is None or ib is None:
         missing = " and ".join(w for w, i in (("weights", ik), ("bias", ib)) if i is None)
@@ -496,7 +486,7 @@ def _check_ex2(exports: Path, refs: Path) -> list[Check]:
         moved = [w for w, i in (("weights", ik), ("bias", ib)) if not np.array_equal(before[i], after[i])]
         still = [i for i in range(len(before)) if i not in (ik, ib) and np.array_equal(before[i], after[i])]
         if moved:
-            diff = max(_max_diff(before[i], after[i]) for i in (ik, ib))
+            diff = max(max_diff(before[i], after[i]) for i in (ik, ib))
             c3 = Check(names[2], False, f"the reused {' and '.join(moved)} changed (max change {diff:.3g})")
         elif still:
             c3 = Check(names[2], False, f"{len(still)} of the {len(before) - 2} new parameter arrays "
@@ -571,7 +561,7 @@ def _check_ex3(exports: Path, refs: Path) -> list[Check]:
         want = ref[f"ex3.{name}.y"]
         if y.shape != want.shape:
             return False, f"output shape {y.shape}, expected {want.shape}"
-        return _close(want, y), f"max difference {_max_diff(want, y):.3g}"
+        return close(want, y), f"max difference {max_diff(want, y):.3g}"
 
     ya, problem_a = results["a"]
     ok2, d2 = outputs_match("a")

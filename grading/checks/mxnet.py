@@ -26,9 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grading.checks import Check, Reload
-
-RTOL, ATOL = 1e-5, 1e-6
+from grading.checks import Check, Reload, close, difference
 
 HELPERS = '''
 import numpy as onp
@@ -273,16 +271,6 @@ def _json(path: Path):
         return None
 
 
-def _close(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=RTOL, atol=ATOL))
-
-
-def _maxdiff(a: np.ndarray, b: np.ndarray) -> str:
-    if a.shape != b.shape:
-        return f"shape {a.shape} instead of {b.shape}"
-    return f"max difference {float(np.max(np.abs(a.astype(np.float64) - b))):.3g}"
-
-
 def _same_params(got: dict | None, want: dict, what: str) -> tuple[bool, str]:
     if got is None:
         return False, f"no {what} were exported (an earlier step failed)"
@@ -290,8 +278,8 @@ def _same_params(got: dict | None, want: dict, what: str) -> tuple[bool, str]:
     if len(g) != len(w):
         return False, f"{len(g)} parameter arrays instead of {len(w)}"
     for a, b in zip(g, w):
-        if not _close(a, b):
-            return False, _maxdiff(a, b)
+        if not close(a, b):
+            return False, difference(a, b)
     return True, ""
 
 
@@ -345,7 +333,7 @@ def _check_ex2(exports: Path, refs: Path) -> list[Check]:
     found = {}
     for name, value in saved.items():
         for k in used_keys:
-            if k not in found.values() and _close(before[k], value):
+            if k not in found.values() and close(before[k], value):
                 found[name] = k
                 break
     lost = [n for n in saved if n not in found]
@@ -357,7 +345,7 @@ def _check_ex2(exports: Path, refs: Path) -> list[Check]:
         frozen_ok = trained_ok = False
         frozen_detail = trained_detail = "training the returned model failed" if before is not None else missing
     else:
-        moved = [n for n, k in found.items() if k not in after or not _close(after[k], before[k])]
+        moved = [n for n, k in found.items() if k not in after or not close(after[k], before[k])]
         frozen_ok = reused_ok and not moved
         frozen_detail = ("the saved layers were not found" if not reused_ok else
                          "" if frozen_ok else "changed by training: " + ", ".join(moved))
@@ -449,8 +437,8 @@ def _check_ex3(exports: Path, refs: Path) -> list[Check]:
     else:
         try:
             y = np.asarray(result["y"], dtype=np.float64).reshape([int(n) for n in result["shape"]])
-            same_ok = _close(y, ref["y"])
-            same_detail = "" if same_ok else _maxdiff(y, ref["y"])
+            same_ok = close(y, ref["y"])
+            same_detail = "" if same_ok else difference(y, ref["y"])
         except Exception as exc:  # noqa: BLE001
             same_ok, same_detail = False, f"malformed outputs ({type(exc).__name__})"
     return [

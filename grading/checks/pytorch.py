@@ -32,10 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from grading.checks import Check, Reload
+from grading.checks import Check, Reload, close, difference
 from grading.limits import MAX_CHECKED_FILE
 
-RTOL, ATOL = 1e-5, 1e-6
 
 HELPERS = r'''
 import numpy as np
@@ -311,17 +310,6 @@ def _read_json(path: Path) -> tuple[dict | None, str]:
     return (value, "") if isinstance(value, dict) else (None, f"{path.name} is not an object")
 
 
-def _close(a: np.ndarray, b: np.ndarray) -> bool:
-    return (a.shape == b.shape and np.issubdtype(a.dtype, np.number)
-            and bool(np.allclose(a, b, rtol=RTOL, atol=ATOL)))
-
-
-def _max_diff(a: np.ndarray, b: np.ndarray) -> str:
-    if a.shape != b.shape:
-        return f"shape {a.shape} instead of {b.shape}"
-    if not np.issubdtype(a.dtype, np.number):
-        return f"dtype {a.dtype}"
-    return f"max difference {float(np.max(np.abs(a.astype(np.float64) - b))):.3g}"
 
 
 def _compare(got: dict[str, np.ndarray] | None, why: str, want: dict[str, np.ndarray]) -> tuple[bool, str]:
@@ -331,7 +319,7 @@ def _compare(got: dict[str, np.ndarray] | None, why: str, want: dict[str, np.nda
     missing = sorted(set(want) - set(got))
     if missing:
         return False, f"missing: {', '.join(missing[:4])}"
-    bad = [(k, _max_diff(got[k], want[k])) for k in sorted(want) if not _close(got[k], want[k])]
+    bad = [(k, difference(got[k], want[k])) for k in sorted(want) if not close(got[k], want[k])]
     if bad:
         return False, "; ".join(f"{k}: {d}" for k, d in bad[:3])
     return True, ""
@@ -383,7 +371,7 @@ def _layout(shape) -> tuple[int, ...]:
 def _find(params: dict[str, np.ndarray], target: np.ndarray) -> str | None:
     for key, value in params.items():
         for candidate in (value, value.T):
-            if _close(candidate, target):
+            if close(candidate, target):
                 return key
     return None
 
@@ -633,9 +621,9 @@ def _check_ex3(exports: Path, refs: Path) -> list[Check]:
                         outputs is not None, why if outputs is None else ""))
     # Only inputs the export never saw: outputs on the example input can be memorised.
     got, want = (outputs or {}).get("unseen"), ref["unseen_out"]
-    ok = got is not None and _close(got, want)
+    ok = got is not None and close(got, want)
     checks.append(Check("its outputs on inputs it never saw equal the model's", ok,
-                        why if got is None else "" if ok else _max_diff(got, want)))
+                        why if got is None else "" if ok else difference(got, want)))
     return checks
 
 

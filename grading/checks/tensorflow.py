@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grading.checks import Check, Reload
+from grading.checks import Check, Reload, close, difference
 
 HELPERS = r'''
 import numpy as np
@@ -195,7 +195,6 @@ RELOADS = {
 '''), ("saved/run",)),
 }
 
-RTOL, ATOL = 1e-5, 1e-6
 # Exercise 2: the parameter shapes of Flatten, Dense(64) (reused), Dense(8), Dense(4), Dense(3)
 # on 20 inputs; a kernel may be stored either way round.
 EX2_SHAPES = [(20, 64), (64,), (64, 8), (8,), (8, 4), (4,), (4, 3), (3,)]
@@ -246,15 +245,6 @@ def _load(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
-def _close(a: np.ndarray, b: np.ndarray) -> bool:
-    return (a.shape == b.shape and np.issubdtype(a.dtype, np.number)
-            and bool(np.allclose(a, b, rtol=RTOL, atol=ATOL)))
-
-
-def _max_diff(a: np.ndarray, b: np.ndarray) -> str:
-    if a.shape != b.shape:
-        return f"shape {a.shape}, expected {b.shape}"
-    return f"max difference {float(np.max(np.abs(a.astype(np.float64) - b))):.3g}"
 
 
 def _same_arrays(name: str, got: dict | None, ref: dict, keys: list[str]) -> Check:
@@ -264,8 +254,8 @@ def _same_arrays(name: str, got: dict | None, ref: dict, keys: list[str]) -> Che
     for k in keys:
         if k not in got:
             return Check(name, False, "an array is missing")
-        if not _close(got[k], ref[k]):
-            return Check(name, False, _max_diff(got[k], ref[k]))
+        if not close(got[k], ref[k]):
+            return Check(name, False, difference(got[k], ref[k]))
     return Check(name, True)
 
 
@@ -308,7 +298,7 @@ def _norm(shape: tuple) -> tuple:
 def _find(arrays: list[np.ndarray], target: np.ndarray) -> int | None:
     """Index of an array equal to `target` (or to its transpose), or None."""
     for i, a in enumerate(arrays):
-        if _close(a, target) or (target.ndim == 2 and _close(a, target.T)):
+        if close(a, target) or (target.ndim == 2 and close(a, target.T)):
             return i
     return None
 
@@ -350,7 +340,7 @@ def _check_ex2(exports: Path, refs: Path) -> list[Check]:
     else:
         moved = [i for i in (k, b) if not np.array_equal(after[i], before[i])]
         c4 = Check(name, not moved, "" if not moved else
-                   "after 5 training steps: " + _max_diff(after[moved[0]], before[moved[0]]))
+                   "after 5 training steps: " + difference(after[moved[0]], before[moved[0]]))
 
     name = "Training over trainable_variables changes the new layers"
     others = [i for i in range(n) if i not in (k, b)]
@@ -403,8 +393,8 @@ def _check_ex3(exports: Path, refs: Path) -> list[Check]:
                 sys.modules.pop(m, None)
             else:
                 sys.modules[m] = mod
-    c3 = Check(name_out, _close(got, ref["outputs"]),
-               "" if _close(got, ref["outputs"]) else _max_diff(got, ref["outputs"]))
+    c3 = Check(name_out, close(got, ref["outputs"]),
+               "" if close(got, ref["outputs"]) else difference(got, ref["outputs"]))
     return [c1, c2, c3]
 
 
