@@ -18,7 +18,8 @@ test: setup
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
 # The quick tier for everyday edits: the unit, twin, workbook and checkpoint tests; not the
-# notebooks, the grading classes (tests marked slow) or the browser.
+# notebooks or the tests marked slow (grading classes, the browser, several frameworks in one
+# Python).
 check: setup
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -m "not slow" tests
 

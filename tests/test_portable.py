@@ -90,6 +90,7 @@ def test_layouts_against_numpy_and_refusal(framework, tmp_path, notebook_env):
     assert modules == bare
 
 
+@pytest.mark.slow  # a fresh Python importing PyTorch, TensorFlow and PyTorch's compiler: 10 s
 def test_pytorch_compiler_after_tensorflow_in_one_process():
     """PyTorch, then d2l_utils.tensorflow, then PyTorch's compiler (torch.optim and
     torch.export import it on first use), as the portable-checkpoints notebook does: without
