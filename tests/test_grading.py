@@ -162,6 +162,11 @@ def _check_hostile(base: Path, proc: subprocess.CompletedProcess, subs: Path, be
                 assert line in text, (e["student"], line)
 
 
+# The hostile classes' cell time limit: long enough for a cell to write 512 MB and be refused
+# the next byte (2.8 s on this machine when idle, over 5 s while the fair class grades beside it).
+HOSTILE_TIMEOUT = 10
+
+
 def _grade_cmd(python: str, subs: Path, course: Path, source: Path, timeout: int = 5,
                memory: float = 1, jobs: int = 3) -> list[str]:
     """The featherweight class waits on time limits more than it computes: three graders."""
@@ -179,7 +184,7 @@ def root_class(tmp_path_factory):
     before = {"submitted": _digest(subs), "solutions": _digest(ROOT / "solutions"),
               "source": _digest(source / "selftest")}
     with Host() as host:
-        proc = subprocess.run(_grade_cmd(sys.executable, subs, base / "course", source), cwd=ROOT,
+        proc = subprocess.run(_grade_cmd(sys.executable, subs, base / "course", source, HOSTILE_TIMEOUT), cwd=ROOT,
                               capture_output=True, text=True, timeout=600)
         _check = lambda: _check_hostile(base, proc, subs, before, HOSTILE, host, source)  # noqa: E731
         try:
@@ -203,7 +208,7 @@ def test_regrading_replaces_the_grade(root_class):
     folder = again / first["student"] / "selftest"
     folder.mkdir(parents=True)
     shutil.copyfile(FIXTURES / "hostile" / "untouched.ipynb", folder / "exercises.ipynb")
-    proc = subprocess.run(_grade_cmd(sys.executable, again, base / "course", source), cwd=ROOT,
+    proc = subprocess.run(_grade_cmd(sys.executable, again, base / "course", source, HOSTILE_TIMEOUT), cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _scores(base / "course")[(first["student"], "selftest")] == 0.0
@@ -286,7 +291,8 @@ def test_hostile_class_as_ordinary_user(user_home):
     subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(user_home)], check=True)
     before = {"submitted": _digest(subs), "solutions": _digest(ROOT / "solutions"),
               "source": _digest(source / "selftest")}
-    cmd = _grade_cmd(str(repo / ".venv" / "bin" / "python"), subs, base / "course", source)
+    cmd = _grade_cmd(str(repo / ".venv" / "bin" / "python"), subs, base / "course", source,
+                     HOSTILE_TIMEOUT)
     env = dict(os.environ, PYBASE=os.path.realpath(sys.base_prefix), VENV=sys.prefix,
                U=str(user.pw_uid), WORK=str(repo), HOMEDIR=str(user_home))
     with Host() as host:
