@@ -15,7 +15,6 @@ NOTEBOOK = "exercises"
 COURSE_ID = "d2l-io"  # nbgrader's course id: the exchange's folder, the gradebook's course
 
 
-
 def put_alembic_on_path() -> None:
     """nbgrader runs `alembic` (its database migrations) from PATH: use this environment's."""
     bin_dir = str(Path(sys.executable).parent)

@@ -2,8 +2,8 @@
 
 Untrusted code (a student's kernel, and the trusted checks reading untrusted files) runs in
 grading.sandbox under the first group; the others bound what the grader reads or waits for.
-`python -m grading grade` takes --timeout, --output-limit, --memory and --lock-wait to change
-the defaults for one run.
+`python -m grading grade` takes --timeout, --output-limit, --memory, --processes and
+--lock-wait to change the defaults for one run.
 """
 
 # Per cell of a student's notebook.

@@ -37,7 +37,6 @@ from d2l_utils.kernel import KERNELS, NAME
 from d2l_utils.kernel import python as kernel_python
 
 
-
 class SubmissionError(Exception):
     """A submission that cannot be run at all (missing or invalid notebook, too large)."""
 

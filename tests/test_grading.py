@@ -184,8 +184,9 @@ def root_class(tmp_path_factory):
     before = {"submitted": _digest(subs), "solutions": _digest(ROOT / "solutions"),
               "source": _digest(source / "selftest")}
     with Host() as host:
-        proc = subprocess.run(_grade_cmd(sys.executable, subs, base / "course", source, HOSTILE_TIMEOUT), cwd=ROOT,
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(_grade_cmd(sys.executable, subs, base / "course", source,
+                                         HOSTILE_TIMEOUT),
+                              cwd=ROOT, capture_output=True, text=True, timeout=600)
         _check = lambda: _check_hostile(base, proc, subs, before, HOSTILE, host, source)  # noqa: E731
         try:
             _check()
@@ -208,8 +209,9 @@ def test_regrading_replaces_the_grade(root_class):
     folder = again / first["student"] / "selftest"
     folder.mkdir(parents=True)
     shutil.copyfile(FIXTURES / "hostile" / "untouched.ipynb", folder / "exercises.ipynb")
-    proc = subprocess.run(_grade_cmd(sys.executable, again, base / "course", source, HOSTILE_TIMEOUT), cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(_grade_cmd(sys.executable, again, base / "course", source,
+                                     HOSTILE_TIMEOUT),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _scores(base / "course")[(first["student"], "selftest")] == 0.0
     from nbgrader.api import Gradebook

@@ -23,7 +23,6 @@ import numpy as np
 
 from grading.checks import Check, Reload, close, max_diff
 
-
 HELPERS = '''
 import jax
 import jax.numpy as jnp

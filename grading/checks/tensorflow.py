@@ -245,8 +245,6 @@ def _load(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
-
-
 def _same_arrays(name: str, got: dict | None, ref: dict, keys: list[str]) -> Check:
     """All `keys` of `ref` equal in `got` (the grader's own models: same order both sides)."""
     if got is None:
