@@ -18,6 +18,10 @@ from d2l_utils.kernel import KERNELS
 from d2l_utils.kernel import python as kernel_python
 from grading.submission import thread_env
 
+# The shared helpers' assertions (helpers.verdict.check_verdict, ...) report their operands as
+# those of the test modules do: registered before a test module imports them.
+pytest.register_assert_rewrite("helpers")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Each pytest-xdist worker's share of the cores, for everything it starts (notebook kernels,

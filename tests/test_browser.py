@@ -20,7 +20,8 @@ import urllib.request
 
 import pytest
 
-from lab_session import chromium, copy_repository, git, isolated_env, jupyterlab, require_chromium
+from helpers.lab_session import (chromium, copy_repository, git, isolated_env, jupyterlab,
+                                 require_chromium)
 
 pytestmark = pytest.mark.slow  # drives Chromium through JupyterLab: not in `make check`
 

@@ -19,24 +19,13 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.course import ANSWERS, FIXTURE, submit_as
 
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow  # a course run with nbgrader's commands, graded for real: not in `make check`
 
-FIXTURE = ROOT / "tests" / "fixtures" / "selftest" / "exercises.ipynb"
 NBGRADER = str(Path(sys.executable).parent / "nbgrader")
-
-ANSWERS = {
-    "ex1": ("import json\n\ndef save_numbers(path, numbers):\n    with open(path, 'w') as f:\n"
-            "        json.dump([float(x) for x in numbers], f)\n\ndef load_numbers(path):\n"
-            "    with open(path) as f:\n        return json.load(f)\n"),
-    "ex2": "def mean(numbers):\n    return sum(numbers) / len(numbers)\n",
-    "ex2-wrong": "import statistics\n\ndef mean(numbers):\n    return statistics.median(numbers)\n",
-    "ex3": "A file outlives the kernel: another process can load it later.",
-    "ex3-changed": "A file can be moved to another machine and loaded there; memory cannot.",
-}
-
 
 PENALTY = """
 from nbgrader.plugins import LateSubmissionPlugin
@@ -221,25 +210,6 @@ def test_nbgrader_autograde_refuses_and_changes_nothing(course):
     with open(export) as f:
         assert {r["student_id"]: r for r in csv.DictReader(f)} == before
     assert (c.course / "autograded" / "ann" / "selftest" / "exercises.ipynb").read_bytes() == autograded
-
-
-def submit_as(subs: Path, student: str, ex2: str = "ex2", timestamp: str | None = None,
-              ex3: str | None = None) -> Path:
-    """A collected submission as nbgrader lays it out, without the exchange (the written answer
-    of exercise 3 left as released unless `ex3` names one of ANSWERS)."""
-    folder = subs / student / "selftest"
-    folder.mkdir(parents=True)
-    nb = json.loads(FIXTURE.read_text())
-    for cell in nb["cells"]:
-        gid = cell["metadata"].get("nbgrader", {}).get("grade_id")
-        text = {"selftest-ex1-code": ANSWERS["ex1"], "selftest-ex2-code": ANSWERS[ex2],
-                "selftest-ex3-answer": ANSWERS.get(ex3)}.get(gid)
-        if text is not None:
-            cell["source"] = text
-    (folder / "exercises.ipynb").write_text(json.dumps(nb))
-    if timestamp is not None:
-        (folder / "timestamp.txt").write_text(timestamp)
-    return folder
 
 
 def test_bad_input_is_one_line_each_and_loses_nothing(tmp_path):

@@ -33,8 +33,9 @@ from pathlib import Path
 import pytest
 
 from conftest import FRAMEWORKS
-from lab_session import chromium, copy_repository, isolated_env, jupyterlab, require_chromium
-from test_course import FIXTURE, submit_as
+from helpers.course import FIXTURE, submit_as
+from helpers.lab_session import (chromium, copy_repository, isolated_env, jupyterlab,
+                                 require_chromium)
 
 pytestmark = pytest.mark.slow  # drives Chromium through formgrader: not in `make check`
 

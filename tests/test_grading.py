@@ -11,12 +11,12 @@
   in their home.
 * The fair class (tests/fixtures/fair/<framework>) is in test_grading_fair.py, a file of its
   own so that pytest-xdist grades the two classes on different workers.
+
+What the grading tests share is in tests/helpers/grading.py.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import html
 import json
 import os
@@ -29,57 +29,29 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers.grading import (
+    FIXTURES,
+    digest,
+    grade_cmd,
+    lay_out,
+    make_source,
+    read_scores,
+)
 
-from conftest import FRAMEWORKS, ROOT
+from conftest import ROOT
 from grading.course import put_alembic_on_path
 
 pytestmark = pytest.mark.slow  # grades hostile classes in sandboxes: not in `make check`
 
-FIXTURES = ROOT / "tests" / "fixtures"
 HOSTILE = json.loads((FIXTURES / "hostile" / "manifest.json").read_text())
-FAIR = {fw: json.loads((FIXTURES / "fair" / fw / "manifest.json").read_text())
-        for fw in sorted(p.name for p in (FIXTURES / "fair").iterdir() if p.is_dir())}
 # A line of the checks' code: it must never reach a student's feedback.
 CHECK_CODE = "math.isclose(got, want, rel_tol=1e-9)"
 assert CHECK_CODE in (ROOT / "grading" / "checks" / "selftest.py").read_text()
 
 
-def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
-
-
-def _lay_out(base: Path, entries: list[dict], fixtures: Path, assignment: str,
-             source: Path | None = None) -> Path:
-    subs = base / "submitted"
-    for e in entries:
-        folder = subs / e["student"] / e.get("assignment", assignment)
-        folder.mkdir(parents=True)
-        if e.get("notebook"):
-            shutil.copyfile(fixtures / e["notebook"], folder / "exercises.ipynb")
-        if e.get("symlink_to"):
-            (folder / "exercises.ipynb").symlink_to(e["symlink_to"].replace("{source}", str(source)))
-        (folder / "notes.txt").write_text(f"{e['student']}'s own file\n")
-    return subs
-
-
-def _scores(course: Path) -> dict[tuple[str, str], float]:
-    with open(course / "grades.csv") as f:
-        return {(r["student_id"], r["assignment"]): float(r["score"]) for r in csv.DictReader(f)}
-
-
 def _leftovers(marker: str) -> list[str]:
     out = subprocess.run(["pgrep", "-af", marker], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "pgrep" not in line]
-
-
-def _source(base: Path) -> Path:
-    src = base / "source"
-    src.mkdir()
-    shutil.copytree(FIXTURES / "selftest", src / "selftest")
-    for fw in FAIR:
-        (src / fw).symlink_to(ROOT / "solutions" / fw)
-    return src
 
 
 class Host:
@@ -136,7 +108,7 @@ def _attack_files(*extra: Path) -> list[str]:
 def _check_hostile(base: Path, proc: subprocess.CompletedProcess, subs: Path, before: dict,
                    entries: list[dict], host: Host, source: Path, *extra: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    scores = _scores(base / "course")
+    scores = read_scores(base / "course")
     wrong = {e["student"]: (scores.get((e["student"], "selftest")), e["points"])
              for e in entries
              if scores.get((e["student"], "selftest")) not in {float(p) for p in e.get("allowed", [e["points"]])}}
@@ -144,9 +116,9 @@ def _check_hostile(base: Path, proc: subprocess.CompletedProcess, subs: Path, be
     assert _leftovers("ATTACK-") == []
     assert _attack_files(*extra) == []
     assert host.connections() == 0, "a submission reached a Unix socket of the host"
-    assert _digest(subs) == before["submitted"]
-    assert _digest(ROOT / "solutions") == before["solutions"]
-    assert _digest(source / "selftest") == before["source"]
+    assert digest(subs) == before["submitted"]
+    assert digest(ROOT / "solutions") == before["solutions"]
+    assert digest(source / "selftest") == before["source"]
     outputs = proc.stdout + proc.stderr + (base / "course" / "grades.csv").read_text()
     assert host.token not in outputs
     for page in (base / "course" / "feedback").rglob("*.html"):
@@ -167,25 +139,18 @@ def _check_hostile(base: Path, proc: subprocess.CompletedProcess, subs: Path, be
 HOSTILE_TIMEOUT = 10
 
 
-def _grade_cmd(python: str, subs: Path, course: Path, source: Path, timeout: int = 5,
-               memory: float = 1, jobs: int = 3) -> list[str]:
-    """The featherweight class waits on time limits more than it computes: three graders."""
-    return [python, "-m", "grading", "grade", str(subs), "--course", str(course), "--source",
-            str(source), "--jobs", str(jobs), "--timeout", str(timeout), "--memory", str(memory)]
-
-
 @pytest.fixture(scope="module")
 def root_class(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("grading as root needs root")
     base = tmp_path_factory.mktemp("hostile-root")
-    source = _source(base)
-    subs = _lay_out(base, HOSTILE, FIXTURES / "hostile", "selftest", source)
-    before = {"submitted": _digest(subs), "solutions": _digest(ROOT / "solutions"),
-              "source": _digest(source / "selftest")}
+    source = make_source(base)
+    subs = lay_out(base, HOSTILE, FIXTURES / "hostile", "selftest", source)
+    before = {"submitted": digest(subs), "solutions": digest(ROOT / "solutions"),
+              "source": digest(source / "selftest")}
     with Host() as host:
-        proc = subprocess.run(_grade_cmd(sys.executable, subs, base / "course", source,
-                                         HOSTILE_TIMEOUT),
+        proc = subprocess.run(grade_cmd(sys.executable, subs, base / "course", source,
+                                        HOSTILE_TIMEOUT),
                               cwd=ROOT, capture_output=True, text=True, timeout=600)
         _check = lambda: _check_hostile(base, proc, subs, before, HOSTILE, host, source)  # noqa: E731
         try:
@@ -205,15 +170,15 @@ def test_regrading_replaces_the_grade(root_class):
     base, _, _, _, source, _ = root_class
     again = base / "again"
     first = next(e for e in HOSTILE if e["student"] == "fair_folder")
-    assert _scores(base / "course")[(first["student"], "selftest")] == 4.0
+    assert read_scores(base / "course")[(first["student"], "selftest")] == 4.0
     folder = again / first["student"] / "selftest"
     folder.mkdir(parents=True)
     shutil.copyfile(FIXTURES / "hostile" / "untouched.ipynb", folder / "exercises.ipynb")
-    proc = subprocess.run(_grade_cmd(sys.executable, again, base / "course", source,
-                                     HOSTILE_TIMEOUT),
+    proc = subprocess.run(grade_cmd(sys.executable, again, base / "course", source,
+                                    HOSTILE_TIMEOUT),
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert _scores(base / "course")[(first["student"], "selftest")] == 0.0
+    assert read_scores(base / "course")[(first["student"], "selftest")] == 0.0
     from nbgrader.api import Gradebook
 
     put_alembic_on_path()
@@ -288,13 +253,13 @@ def test_hostile_class_as_ordinary_user(user_home):
     base = user_home / "class"
     base.mkdir()
     entries = [e for e in HOSTILE if e.get("as_user")]
-    source = _source(base)
-    subs = _lay_out(base, entries, FIXTURES / "hostile", "selftest", source)
+    source = make_source(base)
+    subs = lay_out(base, entries, FIXTURES / "hostile", "selftest", source)
     subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(user_home)], check=True)
-    before = {"submitted": _digest(subs), "solutions": _digest(ROOT / "solutions"),
-              "source": _digest(source / "selftest")}
-    cmd = _grade_cmd(str(repo / ".venv" / "bin" / "python"), subs, base / "course", source,
-                     HOSTILE_TIMEOUT)
+    before = {"submitted": digest(subs), "solutions": digest(ROOT / "solutions"),
+              "source": digest(source / "selftest")}
+    cmd = grade_cmd(str(repo / ".venv" / "bin" / "python"), subs, base / "course", source,
+                    HOSTILE_TIMEOUT)
     env = dict(os.environ, PYBASE=os.path.realpath(sys.base_prefix), VENV=sys.prefix,
                U=str(user.pw_uid), WORK=str(repo), HOMEDIR=str(user_home))
     with Host() as host:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from test_grading import FIXTURES, _grade_cmd, _scores, _source
+from helpers.grading import FIXTURES, grade_cmd, make_source, read_scores
 
 KILLS = 6
 STUDENTS = 16
@@ -38,8 +38,8 @@ def test_killed_batches_resume_and_grade_each_submission_once(tmp_path, request)
         folder.mkdir(parents=True)
         (folder / "exercises.ipynb").write_bytes((FIXTURES / "hostile" / e["notebook"]).read_bytes())
         expected[f"s{i:02d}"] = float(e["points"])
-    course, source = tmp_path / "course", _source(tmp_path)
-    cmd = _grade_cmd(sys.executable, subs, course, source, timeout=20, memory=1, jobs=2)
+    course, source = tmp_path / "course", make_source(tmp_path)
+    cmd = grade_cmd(sys.executable, subs, course, source, timeout=20, memory=1, jobs=2)
     # Its own TMPDIR: the runs' work folders, and every process they start, carry its path
     # (a short one: the kernels' Unix sockets live below it).
     tmp = Path(tempfile.mkdtemp(prefix="d2l-resume-"))
@@ -74,7 +74,7 @@ def test_killed_batches_resume_and_grade_each_submission_once(tmp_path, request)
         submissions = db.execute("SELECT count(*) FROM submitted_assignment").fetchone()[0]
     assert runs == {s: 1 for s in expected}, f"graded more than once (killed at {moments} s)"
     assert submissions == STUDENTS
-    assert {s: v for (s, _), v in _scores(course).items()} == expected, out[-2000:]
+    assert {s: v for (s, _), v in read_scores(course).items()} == expected, out[-2000:]
     # The killed runs' work folders (sandboxes, exports) are gone too: each run removes those
     # of dead runs. (Libraries' own temporary folders of a killed process, such as
     # multiprocessing's pymp-*, are theirs and stay.)
@@ -107,7 +107,7 @@ def test_an_assignment_left_without_its_notebook_is_made_again(tmp_path):
     from grading.gradebook import db_url
 
     put_alembic_on_path()  # nbgrader's Gradebook runs the alembic command
-    course, source = tmp_path / "course", _source(tmp_path)
+    course, source = tmp_path / "course", make_source(tmp_path)
     course.mkdir()
     with Gradebook(db_url(course), COURSE_ID) as gb:
         gb.update_or_create_assignment("selftest")

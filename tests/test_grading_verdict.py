@@ -6,76 +6,32 @@ the framework folders, graded with the fair class in test_grading_fair.py) expor
 their checker or memorise the example input.
 
 Each manifest entry gives "points" (exactly its honest work) or "at_most" (a cheat's bound),
-and "per_exercise": the points of each exercise where they are unambiguous.
+and "per_exercise": the points of each exercise where they are unambiguous (checked by
+tests/helpers/verdict.py's check_verdict).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
-from test_grading import FIXTURES, _grade_cmd, _lay_out, _source
+from helpers.grading import grade_cmd, lay_out, make_source
+from helpers.verdict import VERDICT, check_verdict, manifest
 
 pytestmark = pytest.mark.slow  # grades the verdict cases in sandboxes: not in `make check`
-
-VERDICT = FIXTURES / "verdict"
-
-
-def manifest(folder: str) -> list[dict]:
-    return json.loads((VERDICT / folder / "manifest.json").read_text())
-
-
-def cell_scores(course: Path, assignment: str) -> dict[str, dict[str, float]]:
-    """student -> {"ex1": points, ...} from the gradebook (automatic scores only)."""
-    from nbgrader.api import Gradebook
-
-    from grading.course import put_alembic_on_path
-
-    put_alembic_on_path()
-    found: dict[str, dict[str, float]] = {}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "d2l-io") as gb:
-        for sub in gb.assignment_submissions(assignment):
-            for grade in sub.notebooks[0].grades:
-                ex = grade.name.split("-")[1]
-                if grade.name.endswith("-tests"):
-                    found.setdefault(sub.student.id, {})[ex] = float(grade.auto_score or 0)
-    return found
-
-
-def check_verdict(course: Path, assignment: str, entries: list[dict],
-                  prefix: str = "") -> None:
-    """Every entry's total and per-exercise points, as its manifest states them."""
-    got = cell_scores(course, assignment)
-    wrong = {}
-    for e in entries:
-        cells = got.get(prefix + e["student"])
-        if cells is None:
-            wrong[e["student"]] = "not graded"
-            continue
-        total = sum(cells.values())
-        if "points" in e and total != e["points"]:
-            wrong[e["student"]] = (cells, f"expected {e['points']}")
-        if "at_most" in e and total > e["at_most"]:
-            wrong[e["student"]] = (cells, f"at most {e['at_most']}")
-        for ex, pts in e.get("per_exercise", {}).items():
-            if pts is not None and ex in cells and cells[ex] != pts:
-                wrong[e["student"]] = (cells, f"{ex}: expected {pts}")
-    assert wrong == {}, "student: (points per exercise, expected)"
 
 
 @pytest.fixture(scope="module")
 def selftest_class(tmp_path_factory):
     base = tmp_path_factory.mktemp("verdict")
     entries = manifest("selftest")
-    subs = _lay_out(base, entries, VERDICT / "selftest", "selftest")
-    proc = subprocess.run(_grade_cmd(sys.executable, subs, base / "course", _source(base),
-                                     timeout=20, memory=1, jobs=3),
+    subs = lay_out(base, entries, VERDICT / "selftest", "selftest")
+    proc = subprocess.run(grade_cmd(sys.executable, subs, base / "course", make_source(base),
+                                    timeout=20, memory=1, jobs=3),
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return base, entries
@@ -97,9 +53,9 @@ def test_every_framework_case(tmp_path):
     for fw in ("jax", "mxnet", "pytorch", "tensorflow"):
         entries += [dict(e, student=f"{fw}-{e['student']}", assignment=fw,
                          notebook=f"{fw}/{e['notebook']}") for e in manifest(fw)]
-    subs = _lay_out(tmp_path, entries, VERDICT, "")
-    proc = subprocess.run(_grade_cmd(sys.executable, subs, tmp_path / "course", _source(tmp_path),
-                                     timeout=120, memory=4, jobs=2),
+    subs = lay_out(tmp_path, entries, VERDICT, "")
+    proc = subprocess.run(grade_cmd(sys.executable, subs, tmp_path / "course",
+                                    make_source(tmp_path), timeout=120, memory=4, jobs=2),
                           cwd=ROOT, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for fw in ("jax", "mxnet", "pytorch", "tensorflow"):

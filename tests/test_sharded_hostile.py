@@ -589,11 +589,10 @@ def _unchanged(model, before) -> str | None:
 # ---------------------------------------------------------------------------------------
 
 
-def _dcp_prepare(request, tmp: Path, which: str, case_id: str):
-    """Copy the good checkpoint into `tmp`, damage it as case `case_id` says:
+def _dcp_prepare(request, tmp: Path, which: str, damage):
+    """Copy the good checkpoint into `tmp`, damage it with `damage`:
     (function to run, the checkpoint folder, context for judging)."""
     src, saved, layout = request.getfixturevalue("dcp_good")
-    _, damage, expectation, must_raise, culprits = DCP_BY_ID[case_id]
     folder = tmp / "checkpoint"
     shutil.copytree(src, folder)
     damage(folder, layout, tmp / "outside")
@@ -603,9 +602,8 @@ def _dcp_prepare(request, tmp: Path, which: str, case_id: str):
     return (lambda: torch_dcp.load_into(fresh, folder)), folder, (fresh, _snapshot(fresh), saved)
 
 
-def _checked_prepare(request, tmp: Path, which: str, case_id: str):
+def _checked_prepare(request, tmp: Path, which: str, role: str, damage):
     src, saved = request.getfixturevalue("orbax_good")
-    _, role, damage, expectation, _ = ORBAX_BY_ID[case_id]
     path = tmp / "params"
     shutil.copytree(src, path)
     file = _files(path)[role]
@@ -614,9 +612,8 @@ def _checked_prepare(request, tmp: Path, which: str, case_id: str):
     return (lambda: _restore_checked(path, target)), path, _orbax_culprits(role, file)
 
 
-def _latest_prepare(request, tmp: Path, which: str, case_id: str):
+def _latest_prepare(request, tmp: Path, which: str, role: str, damage):
     src, _ = request.getfixturevalue("orbax_run")
-    _, role, damage, expectation, _ = ORBAX_BY_ID[case_id]
     out = tmp / "r"
     shutil.copytree(src, out, symlinks=True)
     roles = _files(out / "run" / "2" / "default")
@@ -631,13 +628,24 @@ PREPARE = {"dcp-load": _dcp_prepare, "dcp-verify": _dcp_prepare,
            "checked": _checked_prepare, "latest": _latest_prepare}
 
 
-def _outcome(request, tmp: Path, which: str, case_id: str):
-    """((outcome, value), checkpoint, context) of one case."""
+def _damage_of(which: str, case_id: str) -> tuple:
+    """What damages case `case_id` of entry point `which`, as PREPARE[which] takes it: (the
+    damage,) for DCP, (the file's role, the damage) for Orbax."""
+    if "dcp" in which:
+        return (DCP_BY_ID[case_id][1],)
+    return ORBAX_BY_ID[case_id][1:3]
+
+
+def _outcome(request, tmp: Path, which: str, case_id: str, *damage):
+    """((outcome, value), checkpoint, context) of case `case_id`, its checkpoint damaged as
+    `damage` says (the test's own parameters, as PREPARE[which] takes them). A FIFO case was
+    run by its family's module fixture, from the same entry of DCP_CASES or ORBAX_CASES."""
     key = (which, case_id)
     if key in FIFO_KEYS:
         family = "dcp" if "dcp" in which else "orbax"
+        assert _damage_of(which, case_id) == damage, f"{case_id}: not the case its fixture ran"
         return request.getfixturevalue(f"{family}_fifo_outcomes")[key]
-    fn, checkpoint, context = PREPARE[which](request, tmp, which, case_id)
+    fn, checkpoint, context = PREPARE[which](request, tmp, which, *damage)
     return _attempt(fn, tmp), checkpoint, context
 
 
@@ -647,7 +655,7 @@ def _run_fifo_cases(request, tmp_path_factory, keys):
     started = {}
     for which, case_id in sorted(keys):
         tmp = tmp_path_factory.mktemp("fifo")
-        fn, checkpoint, context = PREPARE[which](request, tmp, which, case_id)
+        fn, checkpoint, context = PREPARE[which](request, tmp, which, *_damage_of(which, case_id))
         started[(which, case_id)] = (_start(fn), tmp, checkpoint, context)
     deadline = time.monotonic() + TIMEOUT
     return {key: (_finish(thread, box, tmp, deadline), checkpoint, context)
@@ -688,22 +696,26 @@ def _judge_dcp_load(outcome, value, folder, context, expectation, culprits, labe
     _check(wrong is None, f"loaded without an error, silently wrong: {wrong}")
 
 
-@pytest.mark.parametrize("case_id, damage, expectation, must_raise, culprits", DCP_CASES,
+@pytest.mark.parametrize("case_id, damage, expectation, culprits",
+                         [(case_id, damage, expectation, culprits)
+                          for case_id, damage, expectation, _, culprits in DCP_CASES],
                          ids=[c[0] for c in DCP_CASES])
-def test_dcp_load_into(request, tmp_path, case_id, damage, expectation, must_raise, culprits):
-    (outcome, value), folder, context = _outcome(request, tmp_path, "dcp-load", case_id)
+def test_dcp_load_into(request, tmp_path, case_id, damage, expectation, culprits):
+    (outcome, value), folder, context = _outcome(request, tmp_path, "dcp-load", case_id, damage)
     _judge_dcp_load(outcome, value, folder, context, expectation, culprits,
                     f"dcp load_into {case_id}")
 
 
-@pytest.mark.parametrize("case_id, damage, expectation, must_raise, culprits", DCP_CASES,
+@pytest.mark.parametrize("case_id, damage, must_raise, culprits",
+                         [(case_id, damage, must_raise, culprits)
+                          for case_id, damage, _, must_raise, culprits in DCP_CASES],
                          ids=[c[0] for c in DCP_CASES])
-def test_dcp_verify(request, tmp_path, case_id, damage, expectation, must_raise, culprits):
+def test_dcp_verify(request, tmp_path, case_id, damage, must_raise, culprits):
     """verify: the file-level problems it must see (missing, short, not a regular file,
     .metadata unreadable or promising what the files do not hold) are a CheckpointError; for
     content problems it may pass (it reads no tensor), but never with another exception
     type, and it never hangs."""
-    (outcome, value), folder, _ = _outcome(request, tmp_path, "dcp-verify", case_id)
+    (outcome, value), folder, _ = _outcome(request, tmp_path, "dcp-verify", case_id, damage)
     _check(outcome != "hang", f"verify hung (over {TIMEOUT} s)")
     if outcome == "raised":
         _judge_error(value, folder, culprits)
@@ -989,7 +1001,8 @@ def _restore_checked(path: Path, target):
 @pytest.mark.parametrize("case_id, role, damage, expectation", CHECKED_CASES,
                          ids=[c[0] for c in CHECKED_CASES])
 def test_orbax_restore_checked_damaged(request, tmp_path, case_id, role, damage, expectation):
-    (outcome, value), path, culprits = _outcome(request, tmp_path, "checked", case_id)
+    (outcome, value), path, culprits = _outcome(request, tmp_path, "checked", case_id, role,
+                                                damage)
     _, saved = request.getfixturevalue("orbax_good")
     _orbax_judge(outcome, value, path, culprits, expectation, f"restore_checked {case_id}",
                  lambda got: _same_tree(got, saved), "restore_checked")
@@ -1004,7 +1017,8 @@ def test_orbax_restore_latest_damaged(request, tmp_path, case_id, role, damage, 
     import jax
     import numpy as np
 
-    (outcome, value), run, culprits = _outcome(request, tmp_path, "latest", case_id)
+    (outcome, value), run, culprits = _outcome(request, tmp_path, "latest", case_id, role,
+                                               damage)
     _, (steps, step, params) = request.getfixturevalue("orbax_run")
     want = {"steps": steps, "step": step}
 

@@ -23,6 +23,7 @@ import pytest
 from conftest import ROOT
 
 CHROMIUM = os.environ.get("D2L_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+"""The Chromium the browser tests drive (D2L_CHROMIUM, else Debian's), or None."""
 
 
 def require_chromium() -> None:
@@ -37,6 +38,7 @@ def require_chromium() -> None:
 
 
 def git(cwd, *args) -> str:
+    """The output of `git ARGS` run in `cwd` (an error if it fails)."""
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
                           check=True).stdout
 
