@@ -20,7 +20,6 @@ import multiprocessing
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,8 +235,8 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
     for d in (home / "scratch", exports, result_dir / "home"):
         d.mkdir(parents=True, exist_ok=True)
     graded_ids = list(module.EXPORTS)
-    export_code = {gid: module.EXPORTS[gid].format(out=repr(str(exports / gid)), seed=seed,
-                                                   helpers=repr(module.HELPERS))
+    export_code = {gid: checks.kernel_code(module.EXPORTS[gid], helpers=module.HELPERS,
+                                           out=str(exports / gid), seed=seed)
                    for gid in graded_ids}
     sealed = work / "exports"
     sealed.mkdir()
@@ -262,9 +261,9 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
         for d in (home2 / "scratch", box2 / "exports", moved):
             d.mkdir(parents=True, exist_ok=True)
         reload = {
-            "codes": {gid: reloads[gid].code.format(
-                out=repr(str(box2 / "exports" / gid)), seed=seed, helpers=repr(module.HELPERS),
-                saved=repr(str(moved / gid))) for gid in reloads},
+            "codes": {gid: checks.kernel_code(reloads[gid].body, helpers=module.HELPERS,
+                                              out=str(box2 / "exports" / gid), seed=seed,
+                                              saved=str(moved / gid)) for gid in reloads},
             "paths": {gid: list(reloads[gid].paths) for gid in reloads},
             "saved_dir": str(work / "saved"), "moved": str(moved),
             "exports_dir": str(box2 / "exports"), "runtime": str(box2 / "runtime"),

@@ -1,14 +1,18 @@
 """The grader's parts on their own, without root, a sandbox or a kernel: the sandbox's bwrap
-command line, the runner's plan of a notebook, the disguise of export code and the sealing
+command line, the runner's plan of a notebook, the code export bodies become in the kernel and the sealing
 of an export folder. (The classes in test_grading.py check the same promises end to end.)"""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import zlib
 
 import nbformat
+import pytest
 
-from grading import runner
+from grading import checks, runner
 from grading.limits import MAX_EXPORT_BYTES
 from grading.sandbox import Sandbox
 
@@ -76,15 +80,45 @@ def test_a_grade_cell_duplicated_by_the_student_exports_once():
     assert runner.plan(nb, {"ex1": "code"}) == [("skip", 0), ("export", "ex1"), ("skip", 1)]
 
 
-def test_disguised_export_code_runs_under_a_fresh_name():
-    source = "def _grader_export():\n    return 42\nRESULT = _grader_export()\ndel _grader_export\n"
-    one, two = runner._disguise(source), runner._disguise(source)
-    assert one != two, "each cell draws its own name"
-    assert "_grader_export" not in one and "42" not in one
-    ns: dict = {}
+def test_kernel_code_runs_the_body_under_a_fresh_name_and_leaves_nothing(tmp_path):
+    body = """
+        import json
+        (out / "got.json").write_text(json.dumps([seed, h["SIX"] * 7, str(saved), os_cwd()]))
+        scratch("x").joinpath("f").write_text("temporary")
+    """
+    helpers = "SIX = 6\n"
+    here = os.getcwd()
+    one = checks.kernel_code(body, helpers=helpers, out=str(tmp_path), seed=5, saved="/s")
+    two = checks.kernel_code(body, helpers=helpers, out=str(tmp_path), seed=5, saved="/s")
+    assert one != two, "each call draws its own name"
+    assert "json" not in one and "SIX" not in one, "the kernel receives it encoded"
+    ns: dict = {"os_cwd": os.getcwd}
     exec(one, ns)  # noqa: S102  (the grader's own code)
-    assert ns["RESULT"] == 42
-    assert not [k for k in ns if k.startswith("_g")], "the function deletes itself"
+    seed, answer, saved, cwd = json.loads((tmp_path / "got.json").read_text())
+    assert (seed, answer, saved) == (5, 42, "/s")
+    assert cwd != here and not os.path.exists(cwd), "the body ran in a scratch folder, removed after"
+    assert os.getcwd() == here
+    assert sorted(ns) == ["__builtins__", "os_cwd"], "the function deletes itself, error or not"
+
+
+def test_kernel_code_names_the_missing_function_and_still_deletes_itself(tmp_path):
+    code = checks.kernel_code('student("save_checkpoint")', helpers="", out=str(tmp_path), seed=1)
+    ns: dict = {"save_checkpoint": 3}  # defined, but not a function
+    with pytest.raises(NameError, match="save_checkpoint is not defined: run the cell"):
+        exec(code, ns)  # noqa: S102
+    assert sorted(ns) == ["__builtins__", "save_checkpoint"]
+
+
+@pytest.mark.parametrize("assignment", ["selftest", "pytorch", "tensorflow", "jax", "mxnet"])
+def test_every_export_body_compiles_in_the_wrapper(assignment, tmp_path):
+    """A syntax or indentation slip in a body shows here, not in a grading run."""
+    module = checks.load(assignment)
+    bodies = dict(module.EXPORTS)
+    bodies.update({f"{gid} (reload)": r.body for gid, r in getattr(module, "RELOADS", {}).items()})
+    for gid, body in bodies.items():
+        code = checks.kernel_code(body, helpers=module.HELPERS, out=str(tmp_path), seed=1, saved="/s")
+        blob = code.split("b64decode('")[1].split("'")[0]
+        compile(zlib.decompress(base64.b64decode(blob)).decode(), gid, "exec")
 
 
 def test_seal_keeps_regular_files_only_and_empties_the_kernel_side(tmp_path):

@@ -18,24 +18,32 @@ HELPERS: str
     both in the kernel (inside export code) and in the reference process, so both compute
     with the same code.
 EXPORTS: dict[str, str]
-    grade_id -> Python source run in the student's kernel. Formatted with
-    `str.format(out=..., seed=..., helpers=...)`: `{out}` is the repr of an empty folder for
-    this grade_id's files, `{seed}` an int chosen per grading run, `{helpers}` the repr of
-    HELPERS. The code defines and calls one function and deletes it, leaving no other name in
-    the student's namespace. An exception in it is reported to the student by its first line.
+    grade_id -> the *body* of what runs in the student's kernel after that grade cell: plain
+    Python, no templating. `kernel_code` (below) wraps it in a function and runs it there; in
+    the body these names are defined:
+        out      pathlib.Path, an empty folder for this grade_id's files (the only ones read)
+        seed     int, chosen per grading run
+        saved    pathlib.Path of the sealed files in a RELOADS body, None in an EXPORTS body
+        h        dict, HELPERS executed in a fresh namespace
+        student(name)  the student's callable `name` from the kernel's namespace (NameError
+                       naming the cell to run if there is none)
+        scratch(name)  a new empty folder, removed with the function's other temporary files
+    The working folder is a fresh temporary folder while the body runs, so nothing relies on
+    it. An exception in the body is reported to the student by its first line.
 RELOADS: dict[str, Reload] (optional)
-    grade_id -> the loading half of an exercise that saves and loads. Its EXPORTS code only
-    saves: it calls the student's save function with paths inside `{out}` (Reload.paths,
-    relative to `{out}`). The runner seals that folder; once the notebook's kernel is gone, a
+    grade_id -> the loading half of an exercise that saves and loads. Its EXPORTS body only
+    saves: it calls the student's save function with paths inside `out` (Reload.paths,
+    relative to `out`). The runner seals that folder; once the notebook's kernel is gone, a
     fresh kernel in a fresh copy of the submission runs the notebook up to the grade cell and
-    then Reload.code, formatted like EXPORTS plus `{saved}`: the repr of a folder holding, at
-    the same relative paths, only what the prompt lets a save write (the file or folder at
-    each path, and files whose names start with it). What it loads can only come from there.
+    then Reload.body, with `saved` the folder holding, at the same relative paths, only what
+    the prompt lets a save write (the file or folder at each path, and files whose names start
+    with it). What it loads can only come from there.
 reference(seed: int, out: pathlib.Path) -> None
     Trusted: compute the expected values for `seed` and write them into `out`.
 check(grade_id: str, exports: pathlib.Path, refs: pathlib.Path) -> list[Check]
-    Trusted: compare the files in `exports` (untrusted: load with safe loaders only; a missing
-    or malformed file is a failed check, never an exception) with the references.
+    Trusted: compare the files in `exports` (untrusted: read them with `read_arrays` and
+    `read_json` or another safe loader; a missing or malformed file is a failed check, never
+    an exception) with the references.
 
 A grade cell's points are shared equally by its checks (`score`). The assignment modules
 compare arrays with this module's `close`, `max_diff` and `difference` (one tolerance, RTOL
@@ -44,11 +52,19 @@ and ATOL) and report with `Check`.
 
 from __future__ import annotations
 
+import base64
 import importlib
+import json
+import secrets
+import textwrap
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+
+from grading.limits import MAX_CHECKED_FILE
 
 
 @dataclass
@@ -74,7 +90,7 @@ class Check:
 class Reload:
     """The loading half of a grade_id (see RELOADS above)."""
 
-    code: str
+    body: str
     paths: tuple[str, ...]
 
 
@@ -82,6 +98,93 @@ def load(assignment: str) -> ModuleType:
     if not assignment.isidentifier():
         raise ValueError(f"{assignment!r}: not an assignment name")
     return importlib.import_module(f"grading.checks.{assignment}")
+
+
+# What runs in the kernel: the one place that turns a body into code and names what it defines.
+_WRAPPER = """\
+def {name}(out, seed, saved, helpers):
+    import os as _os, pathlib as _pathlib, shutil as _shutil, tempfile as _tempfile
+    out = _pathlib.Path(out)
+    saved = None if saved is None else _pathlib.Path(saved)
+    h = {{}}
+    exec(helpers, h)
+    _user = globals()
+    _work = _pathlib.Path(_tempfile.mkdtemp(prefix="grading-"))
+
+    def student(name):
+        fn = _user.get(name)
+        if not callable(fn):
+            raise NameError(f"{{name}} is not defined: run the cell that defines it")
+        return fn
+
+    def scratch(name):
+        path = _work / name
+        path.mkdir()
+        return path
+
+    try:
+        _here = _os.getcwd()
+    except OSError:
+        _here = None
+    try:
+        _os.chdir(scratch(".cwd"))
+{body}
+    finally:
+        if _here is not None:
+            _os.chdir(_here)
+        _shutil.rmtree(_work, ignore_errors=True)
+
+
+try:
+    {name}({out!r}, {seed!r}, {saved!r}, {helpers!r})
+finally:
+    del {name}
+"""
+
+
+def kernel_code(body: str, *, helpers: str, out: str, seed: int, saved: str | None = None) -> str:
+    """The code the kernel runs for one export or reload `body` (see EXPORTS above): one
+    function under a name drawn for this call, called and deleted, error or not, so it leaves
+    no name behind; sent compressed and encoded, so that a rewriting rule a submission installs
+    in its kernel finds nothing of it to match."""
+    name = f"_g{secrets.token_hex(8)}"
+    source = _WRAPPER.format(name=name, body=textwrap.indent(textwrap.dedent(body).strip("\n"), " " * 8),
+                             out=str(out), seed=int(seed), saved=None if saved is None else str(saved),
+                             helpers=helpers)
+    blob = base64.b64encode(zlib.compress(source.encode())).decode()
+    return (f"exec(__import__('zlib').decompress(__import__('base64').b64decode('{blob}'))"
+            f".decode(), globals())")
+
+
+# Reading what an export wrote: untrusted files, safe loaders only, bounded size.
+def read_arrays(path: Path, limit: int = MAX_CHECKED_FILE) -> tuple[dict[str, np.ndarray] | None, str]:
+    """A safetensors file's arrays and "", or None and why not (missing, too large, malformed)."""
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        return None, f"{path.name} was not written (the export stopped earlier)"
+    if path.stat().st_size > limit:
+        return None, f"{path.name} is too large"
+    try:
+        return load_file(str(path)), ""
+    except Exception as err:  # noqa: BLE001  (malformed: a failed check, not a crash)
+        return None, f"{path.name} cannot be read ({type(err).__name__})"
+
+
+def read_json(path: Path, expect: type = object, limit: int = 1 << 20) -> tuple[object | None, str]:
+    """A JSON file's value (of type `expect`) and "", or None and why not (missing, too large,
+    malformed, another type)."""
+    if not path.is_file():
+        return None, f"{path.name} was not written (the export stopped earlier)"
+    if path.stat().st_size > limit:
+        return None, f"{path.name} is too large"
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        return None, f"{path.name} cannot be read ({type(err).__name__})"
+    if not isinstance(value, expect):
+        return None, f"{path.name} does not hold a JSON {'object' if expect is dict else expect.__name__}"
+    return value, ""
 
 
 # Comparing arrays, for every assignment module: one tolerance, one way to say what differs.

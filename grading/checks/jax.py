@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grading.checks import Check, Reload, close, max_diff
+from grading.checks import Check, Reload, close, max_diff, read_arrays, read_json
 
 HELPERS = '''
 import jax
@@ -102,26 +102,13 @@ def ex3_input(name, seed, which):
     return rng.standard_normal((batch, 20)).astype(np.float32)
 '''
 
-# Export code is written as plain Python with placeholders, then turned into a str.format
-# template (braces doubled); each defines one function, calls it and deletes it.
-_PRELUDE = '''
-def _grader_export():
-    import json, pathlib, shutil, tempfile
+# Every body starts with these (a plain string joined in front: no templating): `put` collects
+# a pytree's leaves under a prefix, `finish` writes them and the info (counts, errors).
+_PRELUDE = """
+    import json, pathlib, shutil
     import numpy as np
     import jax
     from safetensors.numpy import save_file
-
-    out = pathlib.Path(__OUT__)
-    seed = __SEED__
-    ns = {}
-    exec(__HELPERS__, ns)
-    user = globals()
-
-    def need(name):
-        fn = user.get(name)
-        if not callable(fn):
-            raise NameError(f"{name} is not defined (run the cell that defines it)")
-        return fn
 
     def why(exc):
         text = str(exc).strip().splitlines()
@@ -141,36 +128,29 @@ def _grader_export():
     def finish():
         save_file(arrays, str(out / "arrays.safetensors"))
         (out / "info.json").write_text(json.dumps(info))
-'''
+"""
 
-_CALL = '''
-try:
-    _grader_export()
-finally:
-    del _grader_export
-'''
-
-_EX1 = '''
-    save_checkpoint = need("save_checkpoint")
+_EX1 = _PRELUDE + """
+    save_checkpoint = student("save_checkpoint")
     # Two checkpoints (A: the run to resume, B: another run, stopped one epoch earlier), each
     # in a folder of its own, loaded by RELOADS in a fresh kernel from copies at a new path.
-    for name, (start, epochs) in (("a", (seed, ns["STOP"])), ("b", (seed + 50, ns["STOP"] - 1))):
+    for name, (start, epochs) in (("a", (seed, h["STOP"])), ("b", (seed + 50, h["STOP"] - 1))):
         folder = out / "saved" / name
         folder.mkdir(parents=True)
-        state = ns["train"](ns["init"](start), epochs, seed)
+        state = h["train"](h["init"](start), epochs, seed)
         save_checkpoint(folder / "checkpoint", state)
         del state
         if not any(f.is_file() for f in folder.rglob("*")):
             raise FileNotFoundError("save_checkpoint(path, state) wrote no file at path")
-'''
+"""
 
 # The loading half of exercise 1, in a fresh kernel (B first): what is loaded can only come
 # from the files.
-_EX1_LOAD = '''
-    load_checkpoint = need("load_checkpoint")
-    folders = {name: pathlib.Path(__SAVED__) / "saved" / name for name in ("a", "b")}
-    restored_b = load_checkpoint(folders["b"] / "checkpoint", ns["init"](seed + 1))
-    restored = load_checkpoint(folders["a"] / "checkpoint", ns["init"](seed + 1))
+_EX1_LOAD = _PRELUDE + """
+    load_checkpoint = student("load_checkpoint")
+    folders = {name: saved / "saved" / name for name in ("a", "b")}
+    restored_b = load_checkpoint(folders["b"] / "checkpoint", h["init"](seed + 1))
+    restored = load_checkpoint(folders["a"] / "checkpoint", h["init"](seed + 1))
     for name, got in (("epoch", restored), ("epoch_b", restored_b)):
         try:
             info[name] = int(np.asarray(got["epoch"]))
@@ -183,23 +163,23 @@ _EX1_LOAD = '''
         except Exception as exc:
             info["errors"][part] = why(exc)
     try:
-        resumed = ns["train"](restored, ns["EPOCHS"] - ns["STOP"], seed)
+        resumed = h["train"](restored, h["EPOCHS"] - h["STOP"], seed)
         put("resumed", resumed["params"])
     except Exception as exc:
         info["errors"]["resumed"] = why(exc)
     finish()
-'''
+"""
 
-_EX2 = '''
+_EX2 = _PRELUDE + """
     import optax
-    build_reused = need("build_reused")
-    saved = ns["saved_params"](seed)
-    result = build_reused(jax.tree.map(lambda a: a, saved))
+    build_reused = student("build_reused")
+    pretrained = h["saved_params"](seed)
+    result = build_reused(jax.tree.map(lambda a: a, pretrained))
     try:
         new_model, new_params, new_tx = result
     except Exception:
         raise TypeError("build_reused must return (new_model, new_params, new_tx)") from None
-    X, y = ns["data"](seed)
+    X, y = h["data"](seed)
     y3 = y % 3
     put("before", new_params)
     try:
@@ -221,25 +201,25 @@ _EX2 = '''
                 moved.append(None)
         info["sensitivity"] = moved
     try:
-        loss = lambda p: ns["cross_entropy"](new_model.apply(p, X), y3)
+        loss = lambda p: h["cross_entropy"](new_model.apply(p, X), y3)
         p, s = new_params, new_tx.init(new_params)
-        for _ in range(ns["FT_STEPS"]):
+        for _ in range(h["FT_STEPS"]):
             updates, s = new_tx.update(jax.grad(loss)(p), s, p)
             p = optax.apply_updates(p, updates)
         put("after", p)
     except Exception as exc:
         info["errors"]["train"] = why(exc)
     finish()
-'''
+"""
 
-_EX3 = '''
-    export_model = need("export_model")
+_EX3 = _PRELUDE + """
+    export_model = student("export_model")
     failed = None
     for name in ("a", "b"):
-        model, params = ns["ex3_model"](name, seed)
-        path = pathlib.Path(tempfile.mkdtemp()) / "model"
+        model, params = h["ex3_model"](name, seed)
+        path = scratch(name) / "model"
         try:
-            export_model(model, params, ns["ex3_input"](name, seed, 0), path)
+            export_model(model, params, h["ex3_input"](name, seed, 0), path)
         except Exception as exc:
             info["errors"][name] = why(exc)
             failed = failed or exc
@@ -251,21 +231,15 @@ _EX3 = '''
     finish()
     if failed is not None:
         raise failed
-'''
-
-
-def _template(body: str) -> str:
-    code = (_PRELUDE + body).replace("{", "{{").replace("}", "}}") + _CALL
-    return (code.replace("__OUT__", "{out}").replace("__SEED__", "{seed}")
-            .replace("__HELPERS__", "{helpers}").replace("__SAVED__", "{saved}"))
+"""
 
 
 EXPORTS = {
-    "jax-ex1-tests": _template(_EX1),
-    "jax-ex2-tests": _template(_EX2),
-    "jax-ex3-tests": _template(_EX3),
+    "jax-ex1-tests": _EX1,
+    "jax-ex2-tests": _EX2,
+    "jax-ex3-tests": _EX3,
 }
-RELOADS = {"jax-ex1-tests": Reload(_template(_EX1_LOAD),
+RELOADS = {"jax-ex1-tests": Reload(_EX1_LOAD,
                                   ("saved/a/checkpoint", "saved/b/checkpoint"))}
 
 
@@ -322,16 +296,11 @@ def reference(seed: int, out: Path) -> None:
 
 def _load_export(folder: Path) -> tuple[dict, dict, str]:
     """(info, arrays, problem): problem is "" when both files loaded."""
-    from safetensors.numpy import load_file
-
-    try:
-        info = json.loads((folder / "info.json").read_text())
-        if not isinstance(info, dict):
-            raise ValueError
-        arrays = load_file(str(folder / "arrays.safetensors"))
-    except FileNotFoundError:
+    if not (folder / "info.json").exists():
         return {}, {}, "nothing was exported (did the cell with your functions run?)"
-    except Exception:
+    info, _ = read_json(folder / "info.json", dict)
+    arrays, _ = read_arrays(folder / "arrays.safetensors")
+    if info is None or arrays is None:
         return {}, {}, "the exported files could not be read"
     if not isinstance(info.get("errors"), dict):
         info["errors"] = {}

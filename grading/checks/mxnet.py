@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from grading.checks import Check, Reload, close, difference
+from grading.checks import Check, Reload, close, difference, read_arrays, read_json
 
 HELPERS = '''
 import numpy as onp
@@ -104,121 +103,85 @@ def arrays(block):
     return found
 '''
 
-def _export(grade_id: str, body: str) -> str:
-    '''The export code of a grade_id: one function that takes the student's functions from the
-    kernel's namespace, calls them with the grader's own objects and paths (in a temporary
-    folder it removes afterwards, with the working folder moved elsewhere meanwhile so that
-    nothing relies on it), writes the results into `out` and is deleted, error or not.'''
-    name = "_grade_" + grade_id.replace("-", "_")
-    return f'''
-def {name}():
-    import json, os, pathlib, shutil, tempfile
+# Every body starts with these (a plain string joined in front: no templating).
+_PRELUDE = """
+    import json, shutil
     import numpy as onp
     from safetensors.numpy import save_file
-    out = pathlib.Path({{out}})
-    ns = {{{{}}}}
-    exec({{helpers}}, ns)
-    X, y = ns["data"]({{seed}})
-    here = os.getcwd()
-    work = pathlib.Path(tempfile.mkdtemp(prefix="grading-"))
-
-    def student(name):
-        fn = globals().get(name)
-        if not callable(fn):
-            raise NameError(f"{{{{name}}}} is not defined")
-        return fn
-
-    def folder(name):
-        path = work / name
-        path.mkdir()
-        return path
-
-    try:
-        os.chdir(folder("cwd"))
-{textwrap.indent(textwrap.dedent(body).strip(), " " * 8)}
-    finally:
-        os.chdir(here)
-        shutil.rmtree(work, ignore_errors=True)
-
-
-try:
-    {name}()
-finally:
-    del {name}
-'''
-
+    X, y = h["data"](seed)
+"""
 
 EXPORTS = {
-    "mxnet-ex1-tests": _export("mxnet-ex1-tests", '''
-        save_checkpoint = student("save_checkpoint")
-        model, trainer = ns["make_model"]({seed}, X)
-        rng = onp.random.default_rng({seed} + 1)
-        ns["train"](model, trainer, rng, X, y, ns["STOP"])
-        (out / "saved").mkdir()
-        save_checkpoint(str(out / "saved" / "ckpt"), model, trainer, rng, ns["STOP"])
-    '''),
-    "mxnet-ex2-tests": _export("mxnet-ex2-tests", '''
-        reuse_layers = student("reuse_layers")
-        mx, np, autograd, gluon = ns["mx"], ns["np"], ns["autograd"], ns["gluon"]
-        saved = folder("saved") / "pretrained.params"
-        ns["saved_model"]({seed}, X, y).save_parameters(str(saved))
-        mx.random.seed({seed} + 22)
-        model = reuse_layers(str(saved))
-        Xm, y3 = np.array(X), np.array(y % 3)
-        scores = model(Xm)
-        (out / "output.json").write_text(json.dumps({{"shape": [int(n) for n in scores.shape]}}))
-        before = ns["arrays"](model)
-        # the parameters the output depends on: shift each one, see whether the output moves
-        params = {{f"p{{i:03d}}": p for i, p in enumerate(model.collect_params().values())}}
-        base, used = scores.asnumpy(), []
-        for key in before:
-            p = params[key]
-            p.set_data(p.data() + 1)
-            if not onp.allclose(model(Xm).asnumpy(), base):
-                used.append(key)
-            p.set_data(np.array(before[key]))
-        (out / "used.json").write_text(json.dumps(used))
-        save_file(before, str(out / "before.safetensors"))
-        # a standard trainer over all parameters: freezing has to live in the model
-        trainer = gluon.Trainer(model.collect_params(), "sgd", {{"learning_rate": 0.1}})
-        loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-        for _ in range(ns["STEPS"]):
-            with autograd.record():
-                loss = loss_fn(model(Xm), y3).mean()
-            loss.backward()
-            trainer.step(1, ignore_stale_grad=True)
-        save_file(ns["arrays"](model), str(out / "after.safetensors"))
-    '''),
-    "mxnet-ex3-tests": _export("mxnet-ex3-tests", '''
-        export_model = student("export_model")
-        model = ns["exported_model"]({seed}, X, y)
-        target = folder("export")
-        export_model(model.net, ns["np"].array(X[:8]), str(target / "exported"))
-        for suffix in ("-symbol.json", "-0000.params"):
-            if (target / ("exported" + suffix)).is_file():
-                shutil.copyfile(target / ("exported" + suffix), out / ("exported" + suffix))
-    '''),
+    "mxnet-ex1-tests": _PRELUDE + """
+    save_checkpoint = student("save_checkpoint")
+    model, trainer = h["make_model"](seed, X)
+    rng = onp.random.default_rng(seed + 1)
+    h["train"](model, trainer, rng, X, y, h["STOP"])
+    (out / "saved").mkdir()
+    save_checkpoint(str(out / "saved" / "ckpt"), model, trainer, rng, h["STOP"])
+""",
+    "mxnet-ex2-tests": _PRELUDE + """
+    reuse_layers = student("reuse_layers")
+    mx, np, autograd, gluon = h["mx"], h["np"], h["autograd"], h["gluon"]
+    pretrained = scratch("saved") / "pretrained.params"
+    h["saved_model"](seed, X, y).save_parameters(str(pretrained))
+    mx.random.seed(seed + 22)
+    model = reuse_layers(str(pretrained))
+    Xm, y3 = np.array(X), np.array(y % 3)
+    scores = model(Xm)
+    (out / "output.json").write_text(json.dumps({"shape": [int(n) for n in scores.shape]}))
+    before = h["arrays"](model)
+    # the parameters the output depends on: shift each one, see whether the output moves
+    params = {f"p{i:03d}": p for i, p in enumerate(model.collect_params().values())}
+    base, used = scores.asnumpy(), []
+    for key in before:
+        p = params[key]
+        p.set_data(p.data() + 1)
+        if not onp.allclose(model(Xm).asnumpy(), base):
+            used.append(key)
+        p.set_data(np.array(before[key]))
+    (out / "used.json").write_text(json.dumps(used))
+    save_file(before, str(out / "before.safetensors"))
+    # a standard trainer over all parameters: freezing has to live in the model
+    trainer = gluon.Trainer(model.collect_params(), "sgd", {"learning_rate": 0.1})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    for _ in range(h["STEPS"]):
+        with autograd.record():
+            loss = loss_fn(model(Xm), y3).mean()
+        loss.backward()
+        trainer.step(1, ignore_stale_grad=True)
+    save_file(h["arrays"](model), str(out / "after.safetensors"))
+""",
+    "mxnet-ex3-tests": _PRELUDE + """
+    export_model = student("export_model")
+    model = h["exported_model"](seed, X, y)
+    target = scratch("export")
+    export_model(model.net, h["np"].array(X[:8]), str(target / "exported"))
+    for suffix in ("-symbol.json", "-0000.params"):
+        if (target / ("exported" + suffix)).is_file():
+            shutil.copyfile(target / ("exported" + suffix), out / ("exported" + suffix))
+""",
 }
 
 
 # Exercise 1's loading half: in a fresh kernel, on a copy of the saved files at a new path
-# ({saved}), in another working folder, with fresh objects of other values: only the files can
+# (`saved`), in another working folder, with fresh objects of other values: only the files can
 # carry the state.
 RELOADS = {
-    "mxnet-ex1-tests": Reload(_export("mxnet-ex1-tests", '''
-        load_checkpoint = student("load_checkpoint")
-        model, trainer = ns["make_model"]({seed} + 100, X)
-        rng = onp.random.default_rng({seed} + 200)
-        epoch = load_checkpoint(str(pathlib.Path({saved}) / "saved" / "ckpt"), model, trainer, rng)
-        try:
-            value = int(epoch) if int(epoch) == epoch else None
-        except Exception:
-            value = None
-        (out / "epoch.json").write_text(json.dumps({{"epoch": value, "type": type(epoch).__name__}}))
-        save_file(ns["arrays"](model), str(out / "restored.safetensors"))
-        ns["train"](model, trainer, rng, X, y, ns["EPOCHS"] - ns["STOP"])
-        save_file(ns["arrays"](model), str(out / "resumed.safetensors"))
-    '''), ("saved/ckpt",)),
+    "mxnet-ex1-tests": Reload(_PRELUDE + """
+    load_checkpoint = student("load_checkpoint")
+    model, trainer = h["make_model"](seed + 100, X)
+    rng = onp.random.default_rng(seed + 200)
+    epoch = load_checkpoint(str(saved / "saved" / "ckpt"), model, trainer, rng)
+    try:
+        value = int(epoch) if int(epoch) == epoch else None
+    except Exception:
+        value = None
+    (out / "epoch.json").write_text(json.dumps({"epoch": value, "type": type(epoch).__name__}))
+    save_file(h["arrays"](model), str(out / "restored.safetensors"))
+    h["train"](model, trainer, rng, X, y, h["EPOCHS"] - h["STOP"])
+    save_file(h["arrays"](model), str(out / "resumed.safetensors"))
+""", ("saved/ckpt",)),
 }
 
 
@@ -254,23 +217,6 @@ def reference(seed: int, out: Path) -> None:
               str(out / "ex3.safetensors"))
 
 
-def _load(path: Path) -> dict[str, np.ndarray] | None:
-    """Untrusted safetensors file -> arrays, or None if missing or malformed."""
-    from safetensors.numpy import load_file
-
-    try:
-        return load_file(str(path)) if path.is_file() else None
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def _json(path: Path):
-    try:
-        return json.loads(path.read_text()) if path.is_file() else None
-    except Exception:  # noqa: BLE001
-        return None
-
-
 def _same_params(got: dict | None, want: dict, what: str) -> tuple[bool, str]:
     if got is None:
         return False, f"no {what} were exported (an earlier step failed)"
@@ -284,8 +230,8 @@ def _same_params(got: dict | None, want: dict, what: str) -> tuple[bool, str]:
 
 
 def _check_ex1(exports: Path, refs: Path) -> list[Check]:
-    want = _json(refs / "ex1.json")["epoch"]
-    got = _json(exports / "epoch.json")
+    want = read_json(refs / "ex1.json", dict)[0]["epoch"]
+    got = read_json(exports / "epoch.json", dict)[0]
     if not isinstance(got, dict):
         epoch_ok, detail = False, "load_checkpoint did not run to the end"
     else:
@@ -293,11 +239,11 @@ def _check_ex1(exports: Path, refs: Path) -> list[Check]:
         detail = "" if epoch_ok else (f"returned {got.get('epoch')}, saved {want}"
                                       if got.get("epoch") is not None
                                       else f"returned a {str(got.get('type'))[:40]}, not the epoch {want}")
-    restored_ok, restored_detail = _same_params(_load(exports / "restored.safetensors"),
-                                                _load(refs / "ex1-stop.safetensors"),
+    restored_ok, restored_detail = _same_params(read_arrays(exports / "restored.safetensors")[0],
+                                                read_arrays(refs / "ex1-stop.safetensors")[0],
                                                 "restored parameters")
-    resumed_ok, resumed_detail = _same_params(_load(exports / "resumed.safetensors"),
-                                              _load(refs / "ex1-final.safetensors"),
+    resumed_ok, resumed_detail = _same_params(read_arrays(exports / "resumed.safetensors")[0],
+                                              read_arrays(refs / "ex1-final.safetensors")[0],
                                               "parameters after resuming")
     return [
         Check("load_checkpoint returns the saved epoch", epoch_ok, detail),
@@ -311,11 +257,12 @@ EX2_SHAPES = sorted([(64, 20), (64,), (32, 64), (32,), (8, 32), (8,), (4, 8), (4
 
 
 def _check_ex2(exports: Path, refs: Path) -> list[Check]:
-    saved = _load(refs / "ex2-reused.safetensors")
-    output = _json(exports / "output.json")
+    saved = read_arrays(refs / "ex2-reused.safetensors")[0]
+    output = read_json(exports / "output.json", dict)[0]
     output = output if isinstance(output, dict) else None
-    before, after = _load(exports / "before.safetensors"), _load(exports / "after.safetensors")
-    used = _json(exports / "used.json")
+    before = read_arrays(exports / "before.safetensors")[0]
+    after = read_arrays(exports / "after.safetensors")[0]
+    used = read_json(exports / "used.json", list)[0]
     missing = "reuse_layers did not return a model that could be called on a batch"
 
     shape_ok = output is not None and output.get("shape") == [256, 3]
@@ -423,7 +370,7 @@ def _run_exported(exports: Path, refs: Path, x: np.ndarray) -> dict:
 
 
 def _check_ex3(exports: Path, refs: Path) -> list[Check]:
-    ref = _load(refs / "ex3.safetensors")
+    ref = read_arrays(refs / "ex3.safetensors")[0]
     files = [exports / "exported-symbol.json", exports / "exported-0000.params"]
     absent = [f.name.replace("exported", "path + '") + "'" for f in files if not f.is_file()]
     result = {"loaded": False, "error": "not written: " + ", ".join(absent)} if absent else \

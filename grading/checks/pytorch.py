@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grading.checks import Check, Reload, close, difference
+from grading.checks import Check, Reload, close, difference, read_arrays, read_json
 from grading.limits import MAX_CHECKED_FILE
 
 
@@ -105,136 +105,83 @@ def next_permutation(generator, n):
 '''
 
 EXPORTS = {
-    "pytorch-ex1-tests": r'''
-def _grader_export():
-    import os, pathlib
-    import torch
-    out = pathlib.Path({out})
-    h = {{}}
-    exec({helpers}, h)
-    save_checkpoint = globals().get("save_checkpoint")
-    if not callable(save_checkpoint):
-        raise NameError("save_checkpoint is not defined: define it in exercise 1's answer cell")
-    X, y = h["make_data"]({seed})
-    model, optimizer = h["make_model"]({seed}, X)
-    generator = torch.Generator().manual_seed({seed} + 1)
-    h["train"](model, optimizer, generator, X, y, h["STOP"])
-    folder = out / "saved"
-    folder.mkdir()
-    save_checkpoint(str(folder / "checkpoint"), model, optimizer, generator, h["STOP"])
-    if not os.listdir(folder):
-        raise RuntimeError("save_checkpoint(path, ...) wrote nothing at path")
-
-
-try:
-    _grader_export()
-finally:
-    del _grader_export
-''',
-    "pytorch-ex2-tests": r'''
-def _grader_export():
-    import json, os, pathlib, shutil, tempfile
-    import torch
-    from safetensors.numpy import save_file
-    out = pathlib.Path({out})
-    h = {{}}
-    exec({helpers}, h)
-    reuse_layers = globals().get("reuse_layers")
-    if not callable(reuse_layers):
-        raise NameError("reuse_layers is not defined: define it in exercise 2's answer cell")
-    X, y = h["make_data"]({seed})
-    folder = tempfile.mkdtemp()
-    path = os.path.join(folder, "saved-mlp.params")
-    torch.save(h["trained_model"]({seed} + 20, X, y).state_dict(), path)
-    result = reuse_layers(path)
-    if not (isinstance(result, (tuple, list)) and len(result) == 2):
-        raise TypeError("reuse_layers(path) must return (new_model, optimizer)")
-    model, optimizer = result
-    with torch.no_grad():
-        shape = list(model(X).shape)
-    params = list(model.parameters())
-    (out / "ex2.json").write_text(json.dumps({{"output_shape": shape, "rows": len(X)}}))
-    save_file(h["arrays"](dict(enumerate(params))), str(out / "before.safetensors"))
-    target = y % h["NEW_CLASSES"]
-    with torch.enable_grad():
-        for _ in range(h["STEPS"]):
-            optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(model(X), target).backward()
-            optimizer.step()
-    save_file(h["arrays"](dict(enumerate(params))), str(out / "after.safetensors"))
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-try:
-    _grader_export()
-finally:
-    del _grader_export
-''',
-    "pytorch-ex3-tests": r'''
-def _grader_export():
-    import os, pathlib, shutil, tempfile
-    out = pathlib.Path({out})
-    h = {{}}
-    exec({helpers}, h)
-    export_model = globals().get("export_model")
-    if not callable(export_model):
-        raise NameError("export_model is not defined: define it in exercise 3's answer cell")
-    X, y = h["make_data"]({seed})
-    model = h["trained_model"]({seed} + 30, X, y)
-    folder = tempfile.mkdtemp()
-    path = os.path.join(folder, "model.pt2")
-    export_model(model, X[:h["EXAMPLE_ROWS"]].clone(), path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError("export_model(model, example_input, path) wrote no file at path")
-    shutil.copyfile(path, out / "model.pt2")
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-try:
-    _grader_export()
-finally:
-    del _grader_export
-''',
+    "pytorch-ex1-tests": """
+        import os
+        import torch
+        save_checkpoint = student("save_checkpoint")
+        X, y = h["make_data"](seed)
+        model, optimizer = h["make_model"](seed, X)
+        generator = torch.Generator().manual_seed(seed + 1)
+        h["train"](model, optimizer, generator, X, y, h["STOP"])
+        folder = out / "saved"
+        folder.mkdir()
+        save_checkpoint(str(folder / "checkpoint"), model, optimizer, generator, h["STOP"])
+        if not os.listdir(folder):
+            raise RuntimeError("save_checkpoint(path, ...) wrote nothing at path")
+    """,
+    "pytorch-ex2-tests": """
+        import json
+        import torch
+        from safetensors.numpy import save_file
+        reuse_layers = student("reuse_layers")
+        X, y = h["make_data"](seed)
+        path = scratch("pretrained") / "saved-mlp.params"
+        torch.save(h["trained_model"](seed + 20, X, y).state_dict(), path)
+        result = reuse_layers(str(path))
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            raise TypeError("reuse_layers(path) must return (new_model, optimizer)")
+        model, optimizer = result
+        with torch.no_grad():
+            shape = list(model(X).shape)
+        params = list(model.parameters())
+        (out / "ex2.json").write_text(json.dumps({"output_shape": shape, "rows": len(X)}))
+        save_file(h["arrays"](dict(enumerate(params))), str(out / "before.safetensors"))
+        target = y % h["NEW_CLASSES"]
+        with torch.enable_grad():
+            for _ in range(h["STEPS"]):
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(model(X), target).backward()
+                optimizer.step()
+        save_file(h["arrays"](dict(enumerate(params))), str(out / "after.safetensors"))
+    """,
+    "pytorch-ex3-tests": """
+        import shutil
+        export_model = student("export_model")
+        X, y = h["make_data"](seed)
+        model = h["trained_model"](seed + 30, X, y)
+        path = scratch("export") / "model.pt2"
+        export_model(model, X[:h["EXAMPLE_ROWS"]].clone(), str(path))
+        if not path.is_file():
+            raise FileNotFoundError("export_model(model, example_input, path) wrote no file at path")
+        shutil.copyfile(path, out / "model.pt2")
+    """,
 }
 
 
 # Exercise 1's loading half: in a fresh kernel, on a copy of the saved files at a new path, with
 # fresh objects of other values: only the files can carry the state.
 RELOADS = {
-    "pytorch-ex1-tests": Reload(r'''
-def _grader_export():
-    import json, pathlib
-    import torch
-    from safetensors.numpy import save_file
-    out = pathlib.Path({out})
-    h = {{}}
-    exec({helpers}, h)
-    load_checkpoint = globals().get("load_checkpoint")
-    if not callable(load_checkpoint):
-        raise NameError("load_checkpoint is not defined: define it in exercise 1's answer cell")
-    X, y = h["make_data"]({seed})
-    model, optimizer = h["make_model"]({seed} + 100, X)
-    generator = torch.Generator()
-    epoch = load_checkpoint(str(pathlib.Path({saved}, "saved", "checkpoint")), model, optimizer,
-                            generator)
-    try:
-        value = None if isinstance(epoch, (bool, str, bytes)) else float(epoch)
-    except Exception:
-        value = None
-    (out / "ex1.json").write_text(json.dumps({{"epoch": value, "returned": repr(epoch)[:60]}}))
-    save_file(h["arrays"](model.state_dict()), str(out / "restored.safetensors"))
-    save_file(h["arrays"](h["momentum"](optimizer)), str(out / "momentum.safetensors"))
-    save_file({{"next": h["next_permutation"](generator, len(X)).numpy()}},
-              str(out / "generator.safetensors"))
-    h["train"](model, optimizer, generator, X, y, h["MORE"])
-    save_file(h["arrays"](model.state_dict()), str(out / "resumed.safetensors"))
-
-
-try:
-    _grader_export()
-finally:
-    del _grader_export
-''', ("saved/checkpoint",)),
+    "pytorch-ex1-tests": Reload("""
+        import json
+        import torch
+        from safetensors.numpy import save_file
+        load_checkpoint = student("load_checkpoint")
+        X, y = h["make_data"](seed)
+        model, optimizer = h["make_model"](seed + 100, X)
+        generator = torch.Generator()
+        epoch = load_checkpoint(str(saved / "saved" / "checkpoint"), model, optimizer, generator)
+        try:
+            value = None if isinstance(epoch, (bool, str, bytes)) else float(epoch)
+        except Exception:
+            value = None
+        (out / "ex1.json").write_text(json.dumps({"epoch": value, "returned": repr(epoch)[:60]}))
+        save_file(h["arrays"](model.state_dict()), str(out / "restored.safetensors"))
+        save_file(h["arrays"](h["momentum"](optimizer)), str(out / "momentum.safetensors"))
+        save_file({"next": h["next_permutation"](generator, len(X)).numpy()},
+                  str(out / "generator.safetensors"))
+        h["train"](model, optimizer, generator, X, y, h["MORE"])
+        save_file(h["arrays"](model.state_dict()), str(out / "resumed.safetensors"))
+    """, ("saved/checkpoint",)),
 }
 
 
@@ -284,34 +231,6 @@ def reference(seed: int, out: Path) -> None:
 # Safe reading of untrusted exports
 
 
-def _read_tensors(path: Path) -> tuple[dict[str, np.ndarray] | None, str]:
-    """(arrays, "") or (None, why not): safetensors only, bounded size."""
-    from safetensors.numpy import load_file
-
-    if not path.is_file():
-        return None, f"{path.name} was not written (the export stopped earlier)"
-    if path.stat().st_size > MAX_CHECKED_FILE:
-        return None, f"{path.name} is too large"
-    try:
-        return load_file(str(path)), ""
-    except Exception as err:
-        return None, f"{path.name} cannot be read ({type(err).__name__})"
-
-
-def _read_json(path: Path) -> tuple[dict | None, str]:
-    if not path.is_file():
-        return None, f"{path.name} was not written (the export stopped earlier)"
-    if path.stat().st_size > 1 << 16:
-        return None, f"{path.name} is too large"
-    try:
-        value = json.loads(path.read_text())
-    except Exception as err:
-        return None, f"{path.name} cannot be read ({type(err).__name__})"
-    return (value, "") if isinstance(value, dict) else (None, f"{path.name} is not an object")
-
-
-
-
 def _compare(got: dict[str, np.ndarray] | None, why: str, want: dict[str, np.ndarray]) -> tuple[bool, str]:
     """Same names (of the grader's own objects), shapes and values."""
     if got is None:
@@ -334,30 +253,30 @@ def _prefixed(refs: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]
 
 
 def _check_ex1(exports: Path, refs: Path) -> list[Check]:
-    ref, _ = _read_tensors(refs / "ex1.safetensors")
-    info, why = _read_json(exports / "ex1.json")
+    ref, _ = read_arrays(refs / "ex1.safetensors")
+    info, why = read_json(exports / "ex1.json", dict)
     epoch = info.get("epoch") if info else None
     stop = json.loads((refs / "ex1.json").read_text())["epoch"]
     ok = isinstance(epoch, (int, float)) and epoch == stop
     checks = [Check("load_checkpoint returns the epoch that was saved", ok,
                     why if info is None else "" if ok else
                     f"it returned {str(info.get('returned'))[:60]}, not {stop}")]
-    ok, detail = _compare(*_read_tensors(exports / "restored.safetensors"), _prefixed(ref, "saved."))
+    ok, detail = _compare(*read_arrays(exports / "restored.safetensors"), _prefixed(ref, "saved."))
     checks.append(Check("the restored model has the saved parameters", ok, detail))
     want = {f"buffer {k}": v for k, v in _prefixed(ref, "momentum.").items()}
-    got, why = _read_tensors(exports / "momentum.safetensors")
+    got, why = read_arrays(exports / "momentum.safetensors")
     got = None if got is None else {f"buffer {k}": v for k, v in got.items()}
     if got is not None and not got:
         ok, detail = False, "the optimizer has no momentum buffers after loading"
     else:
         ok, detail = _compare(got, why, want)
     checks.append(Check("the restored optimizer has the saved momentum buffers", ok, detail))
-    got, why = _read_tensors(exports / "generator.safetensors")
+    got, why = read_arrays(exports / "generator.safetensors")
     ok = got is not None and "next" in got and np.array_equal(got["next"], ref["next"])
     checks.append(Check("the restored generator continues the saved random sequence", ok,
                         why if got is None else "" if ok else
                         "its next shuffle differs from the saved generator's"))
-    ok, detail = _compare(*_read_tensors(exports / "resumed.safetensors"), _prefixed(ref, "final."))
+    ok, detail = _compare(*read_arrays(exports / "resumed.safetensors"), _prefixed(ref, "final."))
     checks.append(Check("training resumed from the checkpoint ends where an unbroken run ends",
                         ok, detail))
     return checks
@@ -377,11 +296,11 @@ def _find(params: dict[str, np.ndarray], target: np.ndarray) -> str | None:
 
 
 def _check_ex2(exports: Path, refs: Path) -> list[Check]:
-    ref, _ = _read_tensors(refs / "ex2.safetensors")
-    spec, _ = _read_json(refs / "ex2.json")
-    info, why_info = _read_json(exports / "ex2.json")
-    before, why_before = _read_tensors(exports / "before.safetensors")
-    after, why_after = _read_tensors(exports / "after.safetensors")
+    ref, _ = read_arrays(refs / "ex2.safetensors")
+    spec, _ = read_json(refs / "ex2.json", dict)
+    info, why_info = read_json(exports / "ex2.json", dict)
+    before, why_before = read_arrays(exports / "before.safetensors")
+    after, why_after = read_arrays(exports / "after.safetensors")
 
     # 1. the saved first layer, by value, in any parameter of the new model
     found = {}
@@ -607,7 +526,7 @@ def _run_exported(path: Path, inputs: dict[str, np.ndarray]) -> tuple[dict | Non
 
 
 def _check_ex3(exports: Path, refs: Path) -> list[Check]:
-    ref, _ = _read_tensors(refs / "ex3.safetensors")
+    ref, _ = read_arrays(refs / "ex3.safetensors")
     path = exports / "model.pt2"
     wrote = path.is_file() and 0 < path.stat().st_size <= 4 * MAX_CHECKED_FILE
     checks = [Check("export_model writes a file at path", wrote,

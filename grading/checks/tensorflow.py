@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grading.checks import Check, Reload, close, difference
+from grading.checks import Check, Reload, close, difference, read_arrays, read_json
 
 HELPERS = r'''
 import numpy as np
@@ -113,86 +113,70 @@ def new_inputs(seed):
     return np.random.default_rng(seed + 1).standard_normal((5, 20)).astype(np.float32)
 '''
 
-_PRELUDE = '''\
-    import json, pathlib, shutil, tempfile
-    import numpy as np
-    from safetensors.numpy import save_file
-    out = pathlib.Path({out})
-    ns = {{}}
-    exec({helpers}, ns)
-    g = globals()
-    for name in NAMES:
-        if not callable(g.get(name)):
-            raise NameError(f"{{name}} is not defined: run the cell that defines it")
-    seed = {seed}
-    tmp = pathlib.Path(tempfile.mkdtemp())
-'''
-
-
-def _export(name: str, names: tuple[str, ...], body: str) -> str:
-    prelude = _PRELUDE.replace("NAMES", repr(names))
-    return (f"def {name}():\n{prelude}{body}\n"
-            f"try:\n    {name}()\nfinally:\n    del {name}\n")
-
-
 EXPORTS = {
-    "tensorflow-ex1-tests": _export("_grade_tensorflow_ex1", ("save_checkpoint",), '''\
-    X, y = ns["make_data"](seed)
-    stop = ns["stop_epoch"](seed)
-    model, optimizer = ns["make_model"](seed)
-    generator = ns["tf"].random.Generator.from_seed(seed)
-    ns["train"](model, optimizer, generator, stop, X, y)
-    (out / "saved").mkdir()
-    g["save_checkpoint"](str(out / "saved" / "run"), model, optimizer, generator, stop)
-    shutil.rmtree(tmp, ignore_errors=True)
-'''),
-    "tensorflow-ex2-tests": _export("_grade_tensorflow_ex2", ("reuse_layers",), '''\
-    X, y = ns["make_data"](seed)
-    saved = ns["trained_mlp"](seed)
-    path = str(tmp / "trained-mlp.weights.h5")
-    saved.save_weights(path)
-    del saved
-    model = g["reuse_layers"](path)
-    shape = [int(d) for d in np.shape(ns["as_numpy"](model(X)))]
-    (out / "output.json").write_text(json.dumps({{"shape": shape}}))
-    before = [ns["as_numpy"](w) for w in model.weights]
-    ns["fit_new_task"](model, X, y % 3)
-    after = [ns["as_numpy"](w) for w in model.weights]
-    arrays = {{f"before{{i}}": a for i, a in enumerate(before)}}
-    arrays.update({{f"after{{i}}": a for i, a in enumerate(after)}})
-    save_file(arrays, str(out / "weights.safetensors"))
-    shutil.rmtree(tmp, ignore_errors=True)
-'''),
-    "tensorflow-ex3-tests": _export("_grade_tensorflow_ex3", ("export_model",), '''\
-    X, y = ns["make_data"](seed)
-    model = ns["trained_mlp"](seed)
-    path = tmp / "exported-mlp.keras"
-    g["export_model"](model, X[:8], str(path))
-    if path.is_file():
-        shutil.copyfile(path, out / "model.keras")
-    shutil.rmtree(tmp, ignore_errors=True)
-'''),
+    "tensorflow-ex1-tests": """
+        save_checkpoint = student("save_checkpoint")
+        X, y = h["make_data"](seed)
+        stop = h["stop_epoch"](seed)
+        model, optimizer = h["make_model"](seed)
+        generator = h["tf"].random.Generator.from_seed(seed)
+        h["train"](model, optimizer, generator, stop, X, y)
+        (out / "saved").mkdir()
+        save_checkpoint(str(out / "saved" / "run"), model, optimizer, generator, stop)
+    """,
+    "tensorflow-ex2-tests": """
+        import json
+        import numpy as np
+        from safetensors.numpy import save_file
+        reuse_layers = student("reuse_layers")
+        X, y = h["make_data"](seed)
+        trained = h["trained_mlp"](seed)
+        path = str(scratch("pretrained") / "trained-mlp.weights.h5")
+        trained.save_weights(path)
+        del trained
+        model = reuse_layers(path)
+        shape = [int(d) for d in np.shape(h["as_numpy"](model(X)))]
+        (out / "output.json").write_text(json.dumps({"shape": shape}))
+        before = [h["as_numpy"](w) for w in model.weights]
+        h["fit_new_task"](model, X, y % 3)
+        after = [h["as_numpy"](w) for w in model.weights]
+        arrays = {f"before{i}": a for i, a in enumerate(before)}
+        arrays.update({f"after{i}": a for i, a in enumerate(after)})
+        save_file(arrays, str(out / "weights.safetensors"))
+    """,
+    "tensorflow-ex3-tests": """
+        import shutil
+        export_model = student("export_model")
+        X, y = h["make_data"](seed)
+        model = h["trained_mlp"](seed)
+        path = scratch("export") / "exported-mlp.keras"
+        export_model(model, X[:8], str(path))
+        if path.is_file():
+            shutil.copyfile(path, out / "model.keras")
+    """,
 }
 
 # Exercise 1's loading half: in a fresh kernel, on a copy of the saved files at a new path
-# ({saved}), with fresh objects of other values: only the files can carry the state.
+# (`saved`), with fresh objects of other values: only the files can carry the state.
 RELOADS = {
-    "tensorflow-ex1-tests": Reload(_export("_grade_tensorflow_ex1", ("load_checkpoint",), '''\
-    X, y = ns["make_data"](seed)
-    model, optimizer = ns["make_model"](seed + 1)
-    generator = ns["tf"].random.Generator.from_seed(seed + 2)
-    epoch = g["load_checkpoint"](str(pathlib.Path({saved}) / "saved" / "run"), model, optimizer,
-                                 generator)
-    try:
-        value = int(np.asarray(epoch))
-    except Exception:
-        value = None
-    (out / "epoch.json").write_text(json.dumps({{"epoch": value, "type": type(epoch).__name__}}))
-    save_file(ns["state_arrays"](model, optimizer, generator), str(out / "restored.safetensors"))
-    ns["train"](model, optimizer, generator, 2, X, y)
-    save_file(ns["weight_arrays"](model), str(out / "resumed.safetensors"))
-    shutil.rmtree(tmp, ignore_errors=True)
-'''), ("saved/run",)),
+    "tensorflow-ex1-tests": Reload("""
+        import json
+        import numpy as np
+        from safetensors.numpy import save_file
+        load_checkpoint = student("load_checkpoint")
+        X, y = h["make_data"](seed)
+        model, optimizer = h["make_model"](seed + 1)
+        generator = h["tf"].random.Generator.from_seed(seed + 2)
+        epoch = load_checkpoint(str(saved / "saved" / "run"), model, optimizer, generator)
+        try:
+            value = int(np.asarray(epoch))
+        except Exception:
+            value = None
+        (out / "epoch.json").write_text(json.dumps({"epoch": value, "type": type(epoch).__name__}))
+        save_file(h["state_arrays"](model, optimizer, generator), str(out / "restored.safetensors"))
+        h["train"](model, optimizer, generator, 2, X, y)
+        save_file(h["weight_arrays"](model), str(out / "resumed.safetensors"))
+    """, ("saved/run",)),
 }
 
 # Exercise 2: the parameter shapes of Flatten, Dense(64) (reused), Dense(8), Dense(4), Dense(3)
@@ -235,16 +219,6 @@ def reference(seed: int, out: Path) -> None:
 # checks
 
 
-def _load(path: Path) -> dict[str, np.ndarray] | None:
-    """A safetensors file's arrays, or None if it is missing or malformed."""
-    from safetensors.numpy import load_file
-
-    try:
-        return load_file(str(path)) if path.is_file() else None
-    except Exception:  # noqa: BLE001  (malformed: a failed check, not a crash)
-        return None
-
-
 def _same_arrays(name: str, got: dict | None, ref: dict, keys: list[str]) -> Check:
     """All `keys` of `ref` equal in `got` (the grader's own models: same order both sides)."""
     if got is None:
@@ -258,14 +232,14 @@ def _same_arrays(name: str, got: dict | None, ref: dict, keys: list[str]) -> Che
 
 
 def _check_ex1(exports: Path, refs: Path) -> list[Check]:
-    ref_state = _load(refs / "ex1-restored.safetensors")
-    ref_final = _load(refs / "ex1-resumed.safetensors")
+    ref_state = read_arrays(refs / "ex1-restored.safetensors")[0]
+    ref_final = read_arrays(refs / "ex1-resumed.safetensors")[0]
     expected = json.loads((refs / "ex1.json").read_text())["epoch"]
-    got_state = _load(exports / "restored.safetensors")
+    got_state = read_arrays(exports / "restored.safetensors")[0]
 
     name = "load_checkpoint returns the epoch that was saved"
     try:
-        epoch = json.loads((exports / "epoch.json").read_text())
+        epoch = read_json(exports / "epoch.json", dict)[0]
         value, kind = epoch["epoch"], epoch["type"]
         c1 = (Check(name, True) if value == expected else
               Check(name, False, f"returned {value!r} ({kind}), expected {expected}"
@@ -285,7 +259,7 @@ def _check_ex1(exports: Path, refs: Path) -> list[Check]:
     else:
         c4 = Check(name, False, "the generator's state differs from the saved one")
     c5 = _same_arrays("Training resumed from the restored objects ends where an uninterrupted run ends",
-                      _load(exports / "resumed.safetensors"), ref_final, sorted(ref_final))
+                      read_arrays(exports / "resumed.safetensors")[0], ref_final, sorted(ref_final))
     return [c1, c2, c3, c4, c5]
 
 
@@ -302,13 +276,13 @@ def _find(arrays: list[np.ndarray], target: np.ndarray) -> int | None:
 
 
 def _check_ex2(exports: Path, refs: Path) -> list[Check]:
-    saved = _load(refs / "ex2-saved.safetensors")
-    got = _load(exports / "weights.safetensors")
+    saved = read_arrays(refs / "ex2-saved.safetensors")[0]
+    got = read_arrays(exports / "weights.safetensors")[0]
     missing = "nothing to compare: the export did not finish"
 
     name = "The new model gives 3 outputs per example"
     try:
-        shape = json.loads((exports / "output.json").read_text())["shape"]
+        shape = read_json(exports / "output.json", dict)[0]["shape"]
         c1 = Check(name, shape == [256, 3], "" if shape == [256, 3] else
                    f"output shape {tuple(shape)} for 256 examples, expected (256, 3)")
     except Exception:  # noqa: BLE001
@@ -358,7 +332,7 @@ def _check_ex2(exports: Path, refs: Path) -> list[Check]:
 
 
 def _check_ex3(exports: Path, refs: Path) -> list[Check]:
-    ref = _load(refs / "ex3.safetensors")
+    ref = read_arrays(refs / "ex3.safetensors")[0]
     path = exports / "model.keras"
     c1 = Check("export_model writes a file at the given path", path.is_file(),
                "" if path.is_file() else "no file was written at the path given to export_model")
