@@ -60,13 +60,17 @@ workbooks: setup
 	$(BIN)/python -m grading workbooks
 
 # Instructors: grade a folder of submissions laid out as <student>/<framework>/exercises.ipynb.
-# Writes course/gradebook.db, course/grades.csv and course/feedback/. GRADE_JOBS (parallel
-# graders) defaults to one per core.
+# Writes course/gradebook.db, course/grades.csv and course/feedback/. GRADE_JOBS (submissions
+# at once on this machine) defaults to one per core, as many as the memory holds.
+# SCHEDULER=tls://host:8786 grades on that Dask cluster instead, with the certificates in TLS
+# (a folder: ca.pem, node.pem, node.key; see README, "Grading on a cluster").
 SUBMISSIONS ?= course/submitted
 # Only new or changed submissions are graded; FORCE=1 grades all again (hand-given grades are
 # kept either way).
 grade: setup
 	$(BIN)/python -m grading grade $(SUBMISSIONS) $(if $(GRADE_JOBS),--jobs $(GRADE_JOBS)) \
+	  $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
+	  $(if $(TLS),--tls-ca $(TLS)/ca.pem --tls-cert $(TLS)/node.pem --tls-key $(TLS)/node.key) \
 	  $(if $(FORCE),--force)
 
 # Instructors: put the committed workbook of ASSIGNMENT into course/release/, for

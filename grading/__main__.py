@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -26,8 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("submissions", type=Path, help="folder laid out as <student>/<assignment>/")
     g.add_argument("--course", type=Path, default=COURSE, help="where the gradebook, grades.csv "
                    "and feedback go (default: course/)")
-    g.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders "
-                   "(default: one per core)")
+    g.add_argument("--jobs", type=int, default=None, help="submissions graded at once on this "
+                   "machine (default: one per core, as many as its memory holds at --memory)")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="grade on the Dask cluster whose "
+                   "scheduler is at ADDRESS (tls://host:8786) instead of on this machine")
+    g.add_argument("--tls-ca", type=Path, help="the cluster's CA certificate (with --scheduler)")
+    g.add_argument("--tls-cert", type=Path, help="this client's certificate (with --scheduler)")
+    g.add_argument("--tls-key", type=Path, help="this client's private key (with --scheduler)")
     g.add_argument("--timeout", type=int, default=CELL_TIMEOUT, help="seconds per cell")
     g.add_argument("--output-limit", type=int, default=OUTPUT_LIMIT, help="bytes of output per cell")
     g.add_argument("--memory", type=float, default=MEMORY_LIMIT / 2**30,
@@ -63,9 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "grade":
         from grading.grade import grade
 
-        results = grade(args.submissions, args.course, args.jobs, args.timeout, args.output_limit,
-                        source=args.source, memory=int(args.memory * 2**30),
-                        processes=args.processes, force=args.force, lock_wait=args.lock_wait)
+        from grading.engine import TLS, sandboxes_here
+        from grading.limits import Limits
+
+        limits = Limits(cell_time=args.timeout, output=args.output_limit,
+                        memory=int(args.memory * 2**30), processes=args.processes)
+        tls_files = (args.tls_ca, args.tls_cert, args.tls_key)
+        if any(tls_files) and not all(tls_files):
+            parser.error("--tls-ca, --tls-cert and --tls-key go together")
+        if any(tls_files) and not args.scheduler:
+            parser.error("--tls-ca, --tls-cert and --tls-key need --scheduler")
+        jobs = args.jobs or sandboxes_here(limits.memory)
+        results = grade(args.submissions, args.course, jobs, limits, source=args.source,
+                        force=args.force, lock_wait=args.lock_wait, scheduler=args.scheduler,
+                        tls=TLS(*tls_files) if all(tls_files) else None)
         failed = [r for r in results if r.error]
         print(f"graded {len(results)} submissions into {args.course}: grades.csv, feedback/; "
               f"{len(failed)} could not run (scored 0)")

@@ -7,9 +7,11 @@ assignment per framework. Results go to the course folder (course/ by default): 
 with nbgrader's files, for `nbgrader release_feedback`) and autograded/<student>/<assignment>/
 (the executed notebook, for formgrader).
 
-Each submission: grading.submission.grade_one (a sandboxed kernel runs it, fresh sandboxed
-processes check its exports). Only this process writes the gradebook, one transaction per
-submission (grading.gradebook): what an instructor entered is kept, a submission already
+Each submission travels to a Dask worker as a grading.engine.Job (an embedded LocalCluster on
+this machine, or a cluster's scheduler), which grades it with grading.submission.grade_one (a
+sandboxed kernel runs it, fresh sandboxed processes check its exports) and answers with a
+bounded Outcome. Only this process writes the gradebook, one transaction per submission
+(grading.gradebook), as each Outcome arrives: what an instructor entered is kept, a submission already
 graded with the same files is not graded again (unless `force`), and a batch killed at any
 moment grades on from where it stopped when started again.
 """
@@ -21,22 +23,18 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from grading import checks, sandbox
+from grading import checks, engine, sandbox
 from grading.course import (COURSE_ID, NOTEBOOK, SOLUTIONS, TEMPLATES, load_config, points,
                             put_alembic_on_path)
 from grading.gradebook import (GradebookLocked, Late, Recorded, answer_hashes, db_url,
                                digest_of, late_penalty, patiently, record, recorded)
-from grading.limits import CELL_TIMEOUT, LOCK_WAIT, MEMORY_LIMIT, OUTPUT_LIMIT, PROCESS_LIMIT
-from grading.submission import (Graded, SubmissionError, grade_one, kernel_env, references,
-                                thread_env)
-from grading.submission import ReferencesError
+from grading.limits import LOCK_WAIT, Limits
+from grading.submission import Graded
 
 
 @dataclass
@@ -321,42 +319,6 @@ def write_feedback(course: Path, found: Found, page: str, g: Graded | None,
     return ours, problem
 
 
-def _work_root() -> Path:
-    """A private folder for this run's sandboxes, locked while the run lives; folders of runs
-    that were killed (their lock is free) are removed first."""
-    import fcntl
-
-    base = Path(tempfile.gettempdir())
-    # The sandboxed kernels' sockets live below it: a Unix socket path has at most 107 bytes.
-    if len(str(base)) > 50:
-        raise SystemExit(f"{base}: the temporary folder's path is too long for the kernels' "
-                         f"sockets below it (at most 50 characters): set TMPDIR to a shorter one")
-    starting = [p for p in base.glob(".d2l-starting-*") if time.time() - p.stat().st_mtime > 60]
-    for old in [*base.glob("d2l-grading-*"), *starting]:
-        lock = old / ".lock"
-        try:
-            fd = os.open(lock, os.O_RDONLY)
-        except OSError:  # not ours to read, or killed before its lock existed
-            if old in starting and not lock.exists():
-                shutil.rmtree(old, ignore_errors=True)
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # a live run
-        finally:
-            os.close(fd)
-        shutil.rmtree(old, ignore_errors=True)
-    # Made under another name and locked before it takes the name other runs clean up.
-    starting = Path(tempfile.mkdtemp(prefix=".d2l-starting-"))
-    os.chmod(starting, 0o700)
-    fd = os.open(starting / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)  # held until this process ends (the fd is never closed)
-    root = base / starting.name.replace(".d2l-starting-", "d2l-grading-")
-    starting.rename(root)
-    return root
-
-
 def _late_plugin(config):
     """nbgrader's configured late-penalty plugin (AssignLatePenalties.plugin_class)."""
     from nbgrader.preprocessors import AssignLatePenalties
@@ -364,34 +326,33 @@ def _late_plugin(config):
     return AssignLatePenalties(config=config).plugin_class(config=config)
 
 
-def grade(submissions: Path, course: Path, jobs: int, timeout: int = CELL_TIMEOUT,
-          output_limit: int = OUTPUT_LIMIT, progress: bool = True, source: Path = SOLUTIONS,
-          memory: int = MEMORY_LIMIT, processes: int = PROCESS_LIMIT,
-          report=print, force: bool = False, lock_wait: float = LOCK_WAIT) -> list[Result]:
+def grade(submissions: Path, course: Path, jobs: int, limits: Limits = Limits(),
+          progress: bool = True, source: Path = SOLUTIONS, report=print, force: bool = False,
+          lock_wait: float = LOCK_WAIT, scheduler: str | None = None,
+          tls: engine.TLS | None = None) -> list[Result]:
     """Grade every new or changed submission (all with `force`); one Result per graded one.
-    A gradebook locked by another program longer than `lock_wait` seconds: at the start, the
-    run ends with one line (nothing changed); later, that submission is not recorded (one
-    line) and the next run grades it."""
-    why = sandbox.check_available()
+    On an embedded cluster with `jobs` sandboxes at once, or on the Dask cluster whose
+    scheduler is at `scheduler`. A gradebook locked by another program longer than
+    `lock_wait` seconds: at the start, the run ends with one line (nothing changed); later,
+    that submission is not recorded (one line) and the next run grades it."""
+    why = None if scheduler else sandbox.check_available()  # (a cluster's workers say theirs)
     if why:
         raise SystemExit(f"cannot grade safely: {why}")
-    if not sandbox.tmpfs_sized():
+    if not scheduler and not sandbox.tmpfs_sized():
         report("warning: this bubblewrap cannot size a tmpfs (0.8 or later can): a submission's "
                "/tmp and /dev/shm are limited only by the memory limit's cgroup, and not at all "
                "when grading as an ordinary user")
     submissions, course, source = submissions.resolve(), course.resolve(), source.resolve()
     config = load_config(course, source)
     try:
-        return _grade(submissions, course, source, config, jobs, timeout, output_limit, progress,
-                      memory, processes, report, force, lock_wait)
+        return _grade(submissions, course, source, config, jobs, limits, progress, report, force,
+                      lock_wait, scheduler, tls)
     except GradebookLocked as exc:
         raise SystemExit(f"{exc}: nothing more was graded; run again when it is free") from None
 
 
-def _grade(submissions, course, source, config, jobs, timeout, output_limit, progress, memory,
-           processes, report, force, lock_wait) -> list[Result]:
-    from tqdm import tqdm
-
+def _grade(submissions, course, source, config, jobs, limits, progress, report, force, lock_wait,
+           scheduler, tls) -> list[Result]:
     create = bool(config.Autograde.get("create_student", True))
     if not create and not (course / "gradebook.db").is_file():
         raise SystemExit(f"{course / 'gradebook.db'}: no gradebook, so no roster "
@@ -423,56 +384,57 @@ def _grade(submissions, course, source, config, jobs, timeout, output_limit, pro
                f"(--force regrades them)")
     results: list[Result] = []
     if todo:
-        results = _grade_all(todo, digests, known, pts, course, jobs, timeout, output_limit,
-                             progress, memory, processes, report, config, tqdm, lock_wait)
+        results = _grade_all(todo, digests, known, pts, course, jobs, limits, progress, report,
+                             config, lock_wait, scheduler, tls)
     patiently(course, lambda: export_csv(course), lock_wait)
     return results
 
 
-def _grade_all(todo, digests, known, pts, course, jobs, timeout, output_limit, progress, memory,
-               processes, report, config, tqdm, lock_wait) -> list[Result]:
-    work_root = _work_root()
-    env = dict(kernel_env(), **thread_env(max(1, (os.cpu_count() or 1) // jobs)),
-               PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin", LANG="C.UTF-8")
+def _grade_all(todo, digests, known, pts, course, jobs, limits, progress, report, config,
+               lock_wait, scheduler, tls) -> list[Result]:
+    """Send each submission to the cluster as a Job and record each grade as it arrives."""
+    from tqdm import tqdm
+
     seed = random.SystemRandom().randrange(1, 2**31)
     late_plugin = _late_plugin(config)
+    here = engine.environment().digest
     results: list[Result] = []
+
+    def job(f: Found) -> engine.Job:
+        return engine.Job(f.student, f.assignment, str(f.folder), engine.pack(f.folder), seed,
+                          limits, here)
+
+    def receive(i: int, f: Found, outcome: engine.Outcome | str, tmp: Path) -> Result | None:
+        if isinstance(outcome, str):  # no usable answer: not recorded, graded next run
+            report(f"{f.folder}: {outcome}")
+            return None
+        if outcome.fatal:
+            raise SystemExit(outcome.error)
+        if outcome.refused:
+            report(f"{f.folder}: {outcome.refused}; not recorded")
+            return None
+        error = outcome.error
+        if error and not error.startswith(str(f.folder)):
+            error = f"{f.folder}: {error}"
+        g = None if error else outcome.graded(f.student, f.assignment, tmp / str(i))
+        return _record_one(f, g, error, outcome.seconds, pts[f.assignment], course, digests[f],
+                           known.get((f.student, f.assignment)), late_plugin, report, lock_wait)
+
+    # The executed notebooks wait in a work folder until their feedback is written; the next
+    # run removes it if this one is killed.
+    tmp = engine.work_root()
     try:
-        with ThreadPoolExecutor(max_workers=len(pts)) as side, \
-                ThreadPoolExecutor(max_workers=jobs) as pool:
-            refs = {a: work_root / "refs" / a for a in pts}
-            refs_ready = {a: side.submit(references, a, seed, refs[a], env=env) for a in pts}
-
-            def one(i: int, f: Found):
-                start = time.perf_counter()
-                try:
-                    g = grade_one(f.student, f.assignment, f.folder, work_root / f"{i:05d}",
-                                  refs[f.assignment], seed, env=env, timeout=timeout,
-                                  output_limit=output_limit, memory=memory, processes=processes,
-                                  refs_ready=refs_ready[f.assignment].result)
-                    return g, "", time.perf_counter() - start
-                except SubmissionError as exc:
-                    return None, str(exc), time.perf_counter() - start
-                except ReferencesError as exc:
-                    raise SystemExit(str(exc)) from None
-                except Exception as exc:  # noqa: BLE001  (one submission never stops the batch)
-                    return None, f"{f.folder}: could not be graded ({type(exc).__name__}: {exc})", \
-                        time.perf_counter() - start
-
+        with engine.cluster(scheduler, jobs, tls) as client:
+            admitted = engine.admit(client, report)
             with tqdm(total=len(todo), unit="submission", disable=not progress) as bar:
-                futures = {pool.submit(one, i, f): f for i, f in enumerate(todo)}
-                for future in as_completed(futures):
-                    f = futures[future]
-                    g, error, seconds = future.result()
-                    result = _record_one(f, g, error, seconds, pts[f.assignment], course,
-                                         digests[f], known.get((f.student, f.assignment)),
-                                         late_plugin, report, lock_wait)
+                for i, (f, outcome) in enumerate(engine.run_jobs(client, todo, job, admitted)):
+                    bar.update()
+                    result = receive(i, f, outcome, tmp)
                     if result is not None:
                         results.append(result)
                         bar.set_postfix_str(f"{f.student}/{f.assignment} {result.score:g}")
-                    bar.update()
     finally:
-        shutil.rmtree(work_root, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     return results
 
 

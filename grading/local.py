@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from grading.course import NOTEBOOK, SOLUTIONS, points
+from grading.limits import Limits
 from grading.submission import grade_one, kernel_env, references, thread_env
 
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         (tmp / "sub").mkdir()
         shutil.copyfile(args.notebook, tmp / "sub" / f"{NOTEBOOK}.ipynb")
         g = grade_one("local", args.assignment, tmp / "sub", tmp / "work", tmp / "refs", seed,
-                      env=env, timeout=args.timeout, sandboxed=False)
+                      env=env, limits=Limits(cell_time=args.timeout), sandboxed=False)
         scores = g.scores(pts)
         total = sum(scores.values())
         for gid, got in scores.items():

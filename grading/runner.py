@@ -111,7 +111,7 @@ def kernel_manager(job: dict):
 
     if not job.get("sandbox"):
         return AsyncKernelManager(kernel_name=job["kernel"]), None
-    from grading.sandbox import Limits, Sandbox
+    from grading.sandbox import Confinement, Sandbox
 
     class PinnedSockets(AsyncKernelManager):
         """The kernel binds its sockets in a folder it can write, so later it could swap them
@@ -139,7 +139,7 @@ def kernel_manager(job: dict):
             await super()._async_post_start_kernel(**kw)
 
     box = Sandbox(**job["sandbox"])
-    limits = Limits(box.memory, box.processes)
+    limits = Confinement(box.memory, box.processes, box.file_size)
     runtime = Path(job["runtime"])
     runtime.mkdir(parents=True, exist_ok=True)
     argv = limits.wrap(box.argv([job["python"], "-m", "ipykernel_launcher", "-f",
@@ -315,7 +315,7 @@ def _steps(client, nb, steps, exports, job, sealed_to, log, save, killed,
         except CellTimeoutError:
             cell.outputs.append(_error("CellTimeoutError",
                                        f"this cell ran longer than {job['timeout']} s"))
-            if not _interrupt(client):
+            if not _interrupt(client, job.get("grace", GRACE)):
                 stopped = (f"the kernel was killed: cell {index} ran past its time limit and "
                            f"ignored the interrupt")
                 cell.outputs.append(_error("KernelKilled", stopped))
@@ -361,12 +361,12 @@ def _run_silent(client: NotebookClient, code: str, timeout: int) -> list:
     return run_sync(go)()
 
 
-def _interrupt(client: NotebookClient) -> bool:
-    """Interrupt the kernel after a timeout: True if it answers again within GRACE seconds,
+def _interrupt(client: NotebookClient, grace: int) -> bool:
+    """Interrupt the kernel after a timeout: True if it answers again within `grace` seconds,
     else kill it and return False."""
     run_sync(client.km.interrupt_kernel)()
     saved = client.timeout
-    client.timeout = GRACE
+    client.timeout = grace
     try:
         nb = client.nb
         nb.cells.append(new_code_cell("pass"))

@@ -78,22 +78,22 @@ def _cgroup_root() -> tuple[str, Path] | None:
     return None
 
 
-class Limits:
-    """A cgroup for one sandbox where possible, and the preexec hook that enters it."""
+class Confinement:
+    """A cgroup for one sandbox where possible, and the command prefix that enters it."""
 
     _count = 0
     _lock = threading.Lock()
 
-    def __init__(self, memory: int, processes: int):
-        self.memory, self.processes = memory, processes
+    def __init__(self, memory: int, processes: int, file_size: int = FILE_LIMIT):
+        self.memory, self.processes, self.file_size = memory, processes, file_size
         self.dirs: list[Path] = []
         self.kind = None
         found = _cgroup_root()
         if not found:
             return
-        with Limits._lock:
-            Limits._count += 1
-            name = f"d2l-grading-{os.getpid()}-{Limits._count}"
+        with Confinement._lock:
+            Confinement._count += 1
+            name = f"d2l-grading-{os.getpid()}-{Confinement._count}"
         kind, base = found
         try:
             if kind == "v2":
@@ -127,7 +127,7 @@ class Limits:
         """`argv` started so that it is inside the limits from its first instruction: prlimit
         caps the file size (and, without cgroups, the user's process count), then a shell
         joins the cgroups, where there are any, and execs it."""
-        size = f"--fsize={FILE_LIMIT}:{FILE_LIMIT}"
+        size = f"--fsize={self.file_size}:{self.file_size}"
         if self.kind:
             join = "".join(
                 f'echo $$ > "{d}/cgroup.procs" || exit 97; ' for d in self.dirs)
@@ -186,6 +186,7 @@ class Sandbox:
     cwd: str = "/"
     memory: int = MEMORY_LIMIT
     processes: int = PROCESS_LIMIT
+    file_size: int = FILE_LIMIT
 
     def argv(self, command: list[str]) -> list[str]:
         a = ["bwrap", "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net",
@@ -218,7 +219,7 @@ class Sandbox:
 
     def run(self, command: list[str], *, limit: float, log: Path | None = None) -> "Outcome":
         """Run `command` in the sandbox for at most `limit` seconds; end everything it started."""
-        limits = Limits(self.memory, self.processes)
+        limits = Confinement(self.memory, self.processes, self.file_size)
         out = open(log, "wb") if log else subprocess.DEVNULL
         start = time.monotonic()
         try:

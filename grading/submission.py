@@ -29,8 +29,7 @@ import grading
 from grading import checks
 from grading.checks import Check
 from grading.course import NOTEBOOK
-from grading.limits import (CELL_TIMEOUT, CHECK_LIMIT, MAX_SUBMISSION_BYTES, MEMORY_LIMIT,
-                            OUTPUT_LIMIT, PROCESS_LIMIT)
+from grading.limits import MAX_SUBMISSION_BYTES, Limits
 from grading.sandbox import Sandbox
 from d2l_utils.kernel import KERNELS, NAME
 from d2l_utils.kernel import python as kernel_python
@@ -164,16 +163,16 @@ def _code() -> dict[str, str]:
 
 def _trusted(command: list[str], assignment: str, *, ro: list[str], rw: list[str],
              env: dict[str, str], cwd: Path, log: Path, sandboxed: bool,
-             memory: int = MEMORY_LIMIT, processes: int = PROCESS_LIMIT):
+             limits: Limits = Limits()):
     """Run one of the grader's own steps (references, checks) on files it does not trust, with
     the assignment's Python: in a sandbox that sees `ro` read-only and `rw` read-write, or
     plainly for grading.local."""
     python, folders = interpreter(assignment)
     env = dict(env, PYTHONPATH=CODE) if sandboxed else dict(os.environ, **env)
     runner = (Sandbox(ro=[*folders, *ro], code=_code(), rw=rw, env=env, cwd=str(cwd),
-                      memory=memory, processes=processes)
+                      memory=limits.memory, processes=limits.processes, file_size=limits.file_size)
               if sandboxed else Plain(env=env, cwd=str(cwd)))
-    return runner.run([python, "-m", "grading.check", *command], limit=CHECK_LIMIT, log=log)
+    return runner.run([python, "-m", "grading.check", *command], limit=limits.check_time, log=log)
 
 
 def _kernel_code() -> dict[str, str]:
@@ -223,9 +222,7 @@ def references(assignment: str, seed: int, out: Path, *, env: dict[str, str],
 
 
 def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Path, seed: int, *,
-              env: dict[str, str], timeout: int = CELL_TIMEOUT, output_limit: int = OUTPUT_LIMIT,
-              memory: int = MEMORY_LIMIT, processes: int = PROCESS_LIMIT,
-              sandboxed: bool = True, refs_ready=lambda: None) -> Graded:
+              env: dict[str, str], limits: Limits = Limits(), sandboxed: bool = True, refs_ready=lambda: None) -> Graded:
     start = time.monotonic()
     module = checks.load(assignment)
     nb = read_notebook(folder / f"{NOTEBOOK}.ipynb")
@@ -270,21 +267,24 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
             "pinned": str(work / "sockets2"), "cwd": str(sub2),
             "sandbox": {"ro": folders, "code": _kernel_code(), "rw": [str(box2)],
                         "env": dict(kernel_env_in(home2), PYTHONPATH=CODE), "cwd": str(sub2),
-                        "memory": memory, "processes": processes} if sandboxed else None}
+                        "memory": limits.memory, "processes": limits.processes,
+                        "file_size": limits.file_size} if sandboxed else None}
     job = {"notebook": str(sub / f"{NOTEBOOK}.ipynb"), "out_notebook": str(work / "executed.ipynb"),
            "log": str(work / "exports.json"), "exports_dir": str(exports), "exports": export_code,
            "sealed_dir": str(sealed), "runtime": str(box / "runtime"), "kernel": kernel(assignment),
            "pinned": str(work / "sockets"),
-           "timeout": timeout, "output_limit": output_limit, "cwd": str(sub),
+           "timeout": limits.cell_time, "grace": limits.grace, "output_limit": limits.output,
+           "cwd": str(sub),
            "python": python, "reload": reload,
            "sandbox": {"ro": folders, "code": _kernel_code(), "rw": [str(box)],
-                       "env": dict(kenv, PYTHONPATH=CODE), "cwd": str(sub), "memory": memory,
-                       "processes": processes} if sandboxed else None}
+                       "env": dict(kenv, PYTHONPATH=CODE), "cwd": str(sub),
+                       "memory": limits.memory, "processes": limits.processes,
+                       "file_size": limits.file_size} if sandboxed else None}
     (work / "job.json").write_text(json.dumps(job))
     n_cells = sum(c.cell_type == "code" for c in nb.cells) + len(graded_ids)
     if reload:  # the fresh kernel runs the notebook again, at most up to its last grade cell
         n_cells *= 2
-    limit = n_cells * (timeout + 10) + 180
+    limit = n_cells * (limits.cell_time + limits.grace + 10) + 180
     # The runner is ours (trusted): it runs outside the sandbox and starts the kernel inside.
     runner_env = env if sandboxed else dict(os.environ, **kenv)
     t0 = time.monotonic()
@@ -295,7 +295,7 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
         log = json.loads((work / "exports.json").read_text())
     except (OSError, ValueError):
         log = {}
-    if not problem and outcome.returncode != 0 and not log:
+    if not problem and outcome.returncode != 0:
         tail = (work / "runner.log").read_text(errors="replace").strip().splitlines()[-1:] or [""]
         problem = f"the notebook could not be run: {tail[0][:300]}"
     export_errors = {}
@@ -315,8 +315,7 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
         check_out = _trusted(["check", assignment, str(sealed), str(refs), str(result_file), gid],
                              assignment, ro=[str(sealed), str(refs)], rw=[str(result_dir)],
                              cwd=result_dir, log=result_dir / f"{gid}.log", sandboxed=sandboxed,
-                             memory=memory, processes=processes,
-                             env=dict(env, HOME=str(result_dir / "home"),
+                             limits=limits, env=dict(env, HOME=str(result_dir / "home"),
                                       MPLCONFIGDIR=str(result_dir / "home")))
         got = read_result(result_file)
         if got is None:
