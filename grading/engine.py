@@ -23,13 +23,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
 import shutil
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -40,10 +38,10 @@ from pathlib import Path
 import grading
 from grading import sandbox
 from grading.checks import Check
-from grading.limits import (MAX_FEEDBACK_BYTES, MAX_RESULT_BYTES, MAX_SUBMISSION_BYTES,
-                            MEMORY_LIMIT, Limits)
-from grading.submission import (Graded, ReferencesError, SubmissionError, grade_one, kernel_env,
-                                references, thread_env)
+from grading.limits import (MAX_FEEDBACK_BYTES, MAX_RESULT_BYTES, MEMORY_LIMIT, Limits)
+from grading.files import SubmissionError, unpack
+from grading.submission import (Graded, ReferencesError, grade_one, kernel_env, references,
+                                thread_env)
 
 RESOURCE = "sandbox"  # the Dask worker resource one job holds while it is graded
 
@@ -156,43 +154,6 @@ class Outcome:
 
 class BadResult(Exception):
     """A worker's answer that is not the bounded result format."""
-
-
-def pack(folder: Path, limit: int = MAX_SUBMISSION_BYTES) -> bytes:
-    """A submission folder's regular files (no links, devices or empty folders) as an
-    uncompressed tar; SubmissionError if they add up to more than `limit` bytes."""
-    buf, total = io.BytesIO(), 0
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for here, dirs, files in os.walk(folder, followlinks=False):
-            dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(here, d)))
-            for name in sorted(files):
-                path = Path(here, name)
-                if path.is_symlink() or not path.is_file():
-                    continue
-                total += path.stat().st_size
-                if total > limit:
-                    raise SubmissionError(f"{folder}: larger than {limit} bytes")
-                info = tarfile.TarInfo(str(path.relative_to(folder)))
-                info.size, info.mode, info.mtime = path.stat().st_size, 0o644, 0
-                with path.open("rb") as f:
-                    tar.addfile(info, f)
-    return buf.getvalue()
-
-
-def unpack(data: bytes, dst: Path, limit: int = MAX_SUBMISSION_BYTES) -> None:
-    """The files `pack` wrote, into `dst`: regular files only, inside `dst`, at most `limit`
-    bytes in all (a crafted tar raises SubmissionError before anything is written)."""
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-            members = tar.getmembers()
-            if (any(not m.isfile() or m.name.startswith("/") for m in members)
-                    or sum(m.size for m in members) > limit):
-                raise SubmissionError("the submission's files are not as packed (links, devices, "
-                                      "absolute paths, or too large)")
-            dst.mkdir(parents=True)
-            tar.extractall(dst, filter="data")
-    except (tarfile.TarError, OSError) as exc:
-        raise SubmissionError(f"the submission's files could not be unpacked ({exc})") from None
 
 
 # ------------------------------------------------------------------------ the same everywhere
@@ -505,9 +466,18 @@ def cluster(scheduler: str | None, jobs: int, tls: TLS | None = None):
     for name in ("distributed", "bokeh", "tornado"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if scheduler is None:
-        with LocalCluster(n_workers=1, threads_per_worker=jobs, processes=False,
-                          dashboard_address=None, resources={RESOURCE: jobs},
-                          silence_logs=logging.ERROR) as local, Client(local) as client:
+        import dask
+
+        # In-process (inproc:// comms). Its scheduler and worker always serve HTTP: here only
+        # their health checks, on 127.0.0.1 at free ports (by default: every interface, the
+        # scheduler on port 8787, with an API that can retire workers).
+        with dask.config.set({"distributed.scheduler.http.routes": ["distributed.http.health"],
+                              "distributed.worker.http.routes": ["distributed.http.health"]}), \
+                LocalCluster(n_workers=1, threads_per_worker=jobs, processes=False,
+                             dashboard_address=None, resources={RESOURCE: jobs},
+                             scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                             worker_dashboard_address="127.0.0.1:0",
+                             silence_logs=logging.ERROR) as local, Client(local) as client:
             try:
                 yield client
             finally:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from grading import checks, engine, sandbox
+from grading import checks, engine, files, sandbox
 from grading.course import (COURSE_ID, NOTEBOOK, SOLUTIONS, TEMPLATES, load_config, points,
                             put_alembic_on_path)
 from grading.gradebook import (GradebookLocked, Late, Recorded, answer_hashes, db_url,
@@ -401,7 +401,7 @@ def _grade_all(todo, digests, known, pts, course, jobs, limits, progress, report
     results: list[Result] = []
 
     def job(f: Found) -> engine.Job:
-        return engine.Job(f.student, f.assignment, str(f.folder), engine.pack(f.folder), seed,
+        return engine.Job(f.student, f.assignment, str(f.folder), files.pack(f.folder), seed,
                           limits, here)
 
     def receive(i: int, f: Found, outcome: engine.Outcome | str, tmp: Path) -> Result | None:

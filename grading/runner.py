@@ -4,14 +4,14 @@
 
 The runner is the grader's (trusted) side of a notebook run; only the kernel is sandboxed: it
 is started in bubblewrap (grading.sandbox) and reached over Unix sockets (ZeroMQ's ipc
-transport), since it has no network. JOB.json gives the notebook, where the executed notebook
+transport), since it has no network. JOB.json (a RunJob) gives the notebook, where the executed notebook
 and the export log go, the export code per grade_id (grading.checks), the sandbox, the
 per-cell time limit and the output cap. After each export cell the runner moves what it wrote
 out of the kernel's reach ("sealed"), so nothing the kernel does later can change it. The
 executed notebook becomes the student's feedback; the export log says, per grade_id, whether
 its export ran and, if not, why (first line of the error). Both are written after every cell.
 
-Saving and loading in two processes: a grade_id with a *reload* (JOB.json "reload") is graded
+Saving and loading in two processes: a grade_id with a *reload* (RunJob.reload) is graded
 in two halves. Its export code in the kernel only saves (the student's save function writes
 into the export folder), and that folder is sealed aside. When the notebook is done and its
 kernel gone, a second, fresh kernel in a fresh copy of the submission (its own home, /tmp and
@@ -36,6 +36,7 @@ import stat
 import sys
 import threading
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import nbformat
@@ -45,8 +46,60 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_code_cell, new_output
 
-from grading.limits import GRACE
-from grading.sandbox import kill_tree, watch
+from grading.sandbox import Sandbox, kill_tree, watch
+
+
+@dataclass(frozen=True)
+class ReloadJob:
+    """The loading halves of a run: their code per grade_id (grading.checks.kernel_code), the
+    paths each save was given, where the saving halves are sealed (saved_dir), where the fresh
+    kernel finds their copies (moved), and the fresh kernel's own folders and sandbox."""
+
+    codes: dict[str, str]
+    paths: dict[str, list[str]]
+    saved_dir: str
+    moved: str
+    exports_dir: str
+    runtime: str
+    pinned: str
+    cwd: str
+    sandbox: Sandbox | None
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """What the grader hands the runner (JOB.json): the notebook and where its results go, the
+    export code per grade_id, the kernel (name, or Python and sandbox), the limits of a cell."""
+
+    notebook: str
+    out_notebook: str
+    log: str
+    exports_dir: str
+    exports: dict[str, str]
+    sealed_dir: str
+    runtime: str
+    kernel: str
+    pinned: str
+    cwd: str
+    python: str
+    timeout: int
+    grace: int
+    output_limit: int
+    sandbox: Sandbox | None = None
+    reload: ReloadJob | None = None
+    startup_timeout: int = 120
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> RunJob:
+        raw = json.loads(text)
+        box = lambda d: Sandbox(**d) if d else None  # noqa: E731
+        reload = raw.pop("reload")
+        if reload:
+            reload = ReloadJob(**dict(reload, sandbox=box(reload["sandbox"])))
+        return cls(**dict(raw, sandbox=box(raw["sandbox"]), reload=reload))
 
 SKIPPED = ("(Not run by the grader: the checks in the table above decide the score. Run this "
            "cell yourself in JupyterLab to see the visible tests.)\n")
@@ -102,16 +155,16 @@ def plan(nb, exports: dict[str, str]) -> list[tuple[str, int | str]]:
     return steps
 
 
-def kernel_manager(job: dict):
-    """The kernel's manager: the assignment's kernel as installed (job["sandbox"] is None:
-    authors' local runs), or the same kernel (job["python"]) inside the sandbox, reached over
+def kernel_manager(job: RunJob):
+    """The kernel's manager: the assignment's kernel as installed (job.sandbox is None:
+    authors' local runs), or the same kernel (job.python) inside the sandbox, reached over
     ipc sockets."""
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
 
-    if not job.get("sandbox"):
-        return AsyncKernelManager(kernel_name=job["kernel"]), None
-    from grading.sandbox import Confinement, Sandbox
+    if not job.sandbox:
+        return AsyncKernelManager(kernel_name=job.kernel), None
+    from grading.sandbox import Confinement
 
     class PinnedSockets(AsyncKernelManager):
         """The kernel binds its sockets in a folder it can write, so later it could swap them
@@ -122,12 +175,12 @@ def kernel_manager(job: dict):
         async def _async_post_start_kernel(self, **kw):
             ports = [self.shell_port, self.iopub_port, self.stdin_port, self.hb_port,
                      self.control_port]
-            deadline = time.monotonic() + job.get("startup_timeout", 120)
+            deadline = time.monotonic() + job.startup_timeout
             while not all(os.path.exists(f"{self.ip}-{p}") for p in ports):
                 if time.monotonic() > deadline or (await self.provisioner.poll()) is not None:
                     raise RuntimeError("the kernel did not start")
                 await asyncio.sleep(0.05)
-            pinned = Path(job["pinned"])
+            pinned = Path(job.pinned)
             pinned.mkdir(parents=True, exist_ok=True)
             for p in ports:
                 fd = os.open(f"{self.ip}-{p}", os.O_PATH | os.O_NOFOLLOW)
@@ -138,11 +191,11 @@ def kernel_manager(job: dict):
             # Only now the manager's own control connection (interrupts, shutdown).
             await super()._async_post_start_kernel(**kw)
 
-    box = Sandbox(**job["sandbox"])
+    box = job.sandbox
     limits = Confinement(box.memory, box.processes, box.file_size)
-    runtime = Path(job["runtime"])
+    runtime = Path(job.runtime)
     runtime.mkdir(parents=True, exist_ok=True)
-    argv = limits.wrap(box.argv([job["python"], "-m", "ipykernel_launcher", "-f",
+    argv = limits.wrap(box.argv([job.python, "-m", "ipykernel_launcher", "-f",
                                  "{connection_file}"]))
     km = PinnedSockets(transport="ipc", ip=str(runtime / "k"),
                        connection_file=str(runtime / "kernel.json"))
@@ -154,8 +207,8 @@ def kernel_manager(job: dict):
 
 def seal(src: Path, dst: Path) -> None:
     """Move an export folder out of the kernel's reach: regular files only, size-capped."""
+    from grading.files import SubmissionError, copy_submission
     from grading.limits import MAX_EXPORT_BYTES
-    from grading.submission import SubmissionError, copy_submission
 
     try:
         if src.is_dir() and not src.is_symlink():
@@ -166,11 +219,11 @@ def seal(src: Path, dst: Path) -> None:
     shutil.rmtree(src, ignore_errors=True)
 
 
-def run(job: dict) -> None:
-    nb = nbformat.read(job["notebook"], as_version=4)
-    out_nb, log_path = Path(job["out_notebook"]), Path(job["log"])
-    exports: dict[str, str] = job["exports"]
-    reload = job.get("reload") or {}
+def run(job: RunJob) -> None:
+    nb = nbformat.read(job.notebook, as_version=4)
+    out_nb, log_path = Path(job.out_notebook), Path(job.log)
+    exports = job.exports
+    reloads = job.reload.codes if job.reload else {}
     log: dict[str, dict] = {gid: {"ran": False, "error": "not run"} for gid in exports}
 
     def save() -> None:
@@ -183,12 +236,12 @@ def run(job: dict) -> None:
     save()
 
     def sealed_to(gid: str) -> Path:  # a saving half is sealed aside, for the fresh kernel
-        return Path(reload["saved_dir"] if gid in reload.get("codes", {}) else job["sealed_dir"], gid)
+        return Path(job.reload.saved_dir if gid in reloads else job.sealed_dir, gid)
 
     _in_kernel(job, nb, plan(nb, exports), exports, sealed_to, log, save)
     save()
-    pending = [gid for gid in reload.get("codes", {}) if log.get(gid, {}).get("ran")]
-    for gid in reload.get("codes", {}):
+    pending = [gid for gid in reloads if log.get(gid, {}).get("ran")]
+    for gid in reloads:
         if gid in pending:
             log[gid] = {"ran": False, "error": "not run: loading in a fresh kernel did not start"}
     if pending:
@@ -196,15 +249,15 @@ def run(job: dict) -> None:
     save()
 
 
-def _in_kernel(job: dict, nb, steps, codes, sealed_to, log, save, before_export=None) -> None:
-    """Start a sandboxed kernel (job["sandbox"]), run `steps` in it, and end it with everything
+def _in_kernel(job: RunJob, nb, steps, codes, sealed_to, log, save, before_export=None) -> None:
+    """Start a sandboxed kernel (job.sandbox), run `steps` in it, and end it with everything
     it started."""
     km, limits = kernel_manager(job)
-    client = CappedClient(nb, job["output_limit"], km=km, timeout=job["timeout"],
+    client = CappedClient(nb, job.output_limit, km=km, timeout=job.timeout,
                           allow_errors=True, interrupt_on_timeout=False, record_timing=False,
                           iopub_timeout=10, raise_on_iopub_timeout=False,
-                          startup_timeout=job.get("startup_timeout", 120),
-                          resources={"metadata": {"path": job["cwd"]}})
+                          startup_timeout=job.startup_timeout,
+                          resources={"metadata": {"path": job.cwd}})
     killed = []  # the watchdog's reason, once it has killed the kernel
     try:
         with client.setup_kernel():
@@ -221,36 +274,36 @@ def _in_kernel(job: dict, nb, steps, codes, sealed_to, log, save, before_export=
             limits.close()
 
 
-def _reload(job: dict, nb, pending: list[str], log: dict, save) -> None:
+def _reload(job: RunJob, nb, pending: list[str], log: dict, save) -> None:
     """The loading halves: a fresh kernel in a fresh copy of the submission runs the code
     cells before each pending grade cell (not the visible tests, no other export), then its
     reload code with a copy of what the saving half sealed, at a path it has never seen."""
     import copy
 
-    reload = job["reload"]
+    reload = job.reload
     rnb = copy.deepcopy(nb)  # its outputs are not the student's feedback
     for cell in rnb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    steps = [s for s in plan(rnb, job["exports"]) if s[0] != "export" or s[1] in pending]
+    steps = [s for s in plan(rnb, job.exports) if s[0] != "export" or s[1] in pending]
     last = max(i for i, s in enumerate(steps) if s[0] == "export")
     steps = steps[:last + 1]
-    codes = {gid: reload["codes"][gid] for gid in pending}
-    rjob = dict(job, sandbox=reload["sandbox"], runtime=reload["runtime"],
-                pinned=reload["pinned"], cwd=reload["cwd"], exports_dir=reload["exports_dir"])
+    codes = {gid: reload.codes[gid] for gid in pending}
+    rjob = replace(job, sandbox=reload.sandbox, runtime=reload.runtime, pinned=reload.pinned,
+                   cwd=reload.cwd, exports_dir=reload.exports_dir)
 
     def before_export(gid: str) -> None:
         """The sealed files, copied to where the reload code looks for them (whatever the
         prefix cells left there is removed first): for each path the save was given, only
         what the prompt lets a save write, the file or folder at the path and files whose
         names start with it; nothing else of the folder travels."""
-        dst = Path(reload["moved"], gid)
+        dst = Path(reload.moved, gid)
         if dst.is_symlink() or (dst.exists() and not dst.is_dir()):
             dst.unlink()
         shutil.rmtree(dst, ignore_errors=True)
         dst.mkdir(parents=True)
-        for rel in reload["paths"][gid]:
-            src_dir, stem = Path(reload["saved_dir"], gid, rel).parent, Path(rel).name
+        for rel in reload.paths[gid]:
+            src_dir, stem = Path(reload.saved_dir, gid, rel).parent, Path(rel).name
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             for entry in sorted(src_dir.iterdir()) if src_dir.is_dir() else []:
                 if not entry.name.startswith(stem):
@@ -261,7 +314,7 @@ def _reload(job: dict, nb, pending: list[str], log: dict, save) -> None:
                     shutil.copyfile(entry, (dst / rel).parent / entry.name)
 
     def sealed_to(gid: str) -> Path:
-        return Path(job["sealed_dir"], gid)
+        return Path(job.sealed_dir, gid)
 
     def quiet() -> None:  # the fresh kernel's prefix outputs are not saved; the log is
         save()
@@ -298,7 +351,7 @@ def _steps(client, nb, steps, exports, job, sealed_to, log, save, killed,
         if kind == "cell":
             cell, index = nb.cells[what], what
         else:
-            folder = Path(job["exports_dir"], what)
+            folder = Path(job.exports_dir, what)
             # Nothing planted beforehand counts (a file, a folder or a link, even a dangling one).
             if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
                 folder.unlink()
@@ -311,11 +364,11 @@ def _steps(client, nb, steps, exports, job, sealed_to, log, save, killed,
             if kind == "cell":
                 client.execute_cell(cell, index)
             else:
-                cell.outputs = _run_silent(client, cell.source, job["timeout"])
+                cell.outputs = _run_silent(client, cell.source, job.timeout)
         except CellTimeoutError:
             cell.outputs.append(_error("CellTimeoutError",
-                                       f"this cell ran longer than {job['timeout']} s"))
-            if not _interrupt(client, job.get("grace", GRACE)):
+                                       f"this cell ran longer than {job.timeout} s"))
+            if not _interrupt(client, job.grace):
                 stopped = (f"the kernel was killed: cell {index} ran past its time limit and "
                            f"ignored the interrupt")
                 cell.outputs.append(_error("KernelKilled", stopped))
@@ -400,7 +453,7 @@ def child(job_path: str, log_path: str, env: dict[str, str], cwd: str) -> None:
     os.environ.update(env)
     os.chdir(cwd)
     try:
-        run(json.loads(Path(job_path).read_text()))
+        run(RunJob.from_json(Path(job_path).read_text()))
     except BaseException:
         import traceback
 
@@ -412,7 +465,7 @@ def child(job_path: str, log_path: str, env: dict[str, str], cwd: str) -> None:
 
 
 def main() -> None:
-    run(json.loads(Path(sys.argv[1]).read_text()))
+    run(RunJob.from_json(Path(sys.argv[1]).read_text()))
 
 
 if __name__ == "__main__":

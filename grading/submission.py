@@ -29,14 +29,12 @@ import grading
 from grading import checks
 from grading.checks import Check
 from grading.course import NOTEBOOK
+from grading.files import SubmissionError, copy_submission
 from grading.limits import MAX_SUBMISSION_BYTES, Limits
+from grading.runner import ReloadJob, RunJob
 from grading.sandbox import Sandbox
 from d2l_utils.kernel import KERNELS, NAME
 from d2l_utils.kernel import python as kernel_python
-
-
-class SubmissionError(Exception):
-    """A submission that cannot be run at all (missing or invalid notebook, too large)."""
 
 
 class ReferencesError(Exception):  # the grader's own failure, not a submission's
@@ -109,23 +107,6 @@ def read_notebook(path: Path):
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise SubmissionError(f"{path}: not a valid notebook ({type(exc).__name__}: {first})") from None
     return nb
-
-
-def copy_submission(src: Path, dst: Path, limit: int = MAX_SUBMISSION_BYTES) -> None:
-    """Copy the regular files of a submission folder; skip links, devices and oversized files."""
-    total = 0
-    for folder, dirs, files in os.walk(src, followlinks=False):
-        rel = Path(folder).relative_to(src)
-        (dst / rel).mkdir(parents=True, exist_ok=True)
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
-        for name in files:
-            path = Path(folder) / name
-            if path.is_symlink() or not path.is_file():
-                continue
-            total += path.stat().st_size
-            if total > limit:
-                raise SubmissionError(f"{src}: larger than {limit} bytes")
-            shutil.copyfile(path, dst / rel / name)
 
 
 class Plain:
@@ -245,11 +226,20 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
                     IPYTHONDIR=str(home / ".ipython"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
                     MPLCONFIGDIR=str(home / ".matplotlib"), XDG_CACHE_HOME=str(home / ".cache"))
 
-    kenv = kernel_env_in(home)
     python, folders = interpreter(assignment)
     # Loading halves (grading.checks: RELOADS) run in a second kernel with a box of its own:
     # a fresh copy of the submission, an empty home, and the sealed files at a new path.
     reloads = getattr(module, "RELOADS", {})
+
+    def box_for(folder: Path, home: Path, cwd: Path) -> Sandbox | None:
+        """The kernel's sandbox: the environment read-only, its own folder read-write."""
+        if not sandboxed:
+            return None
+        return Sandbox(ro=folders, code=_kernel_code(), rw=[str(folder)],
+                       env=dict(kernel_env_in(home), PYTHONPATH=CODE), cwd=str(cwd),
+                       memory=limits.memory, processes=limits.processes,
+                       file_size=limits.file_size)
+
     reload = None
     if reloads:
         box2 = work / "box2"
@@ -257,36 +247,27 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
         copy_submission(folder, sub2)
         for d in (home2 / "scratch", box2 / "exports", moved):
             d.mkdir(parents=True, exist_ok=True)
-        reload = {
-            "codes": {gid: checks.kernel_code(reloads[gid].body, helpers=module.HELPERS,
-                                              out=str(box2 / "exports" / gid), seed=seed,
-                                              saved=str(moved / gid)) for gid in reloads},
-            "paths": {gid: list(reloads[gid].paths) for gid in reloads},
-            "saved_dir": str(work / "saved"), "moved": str(moved),
-            "exports_dir": str(box2 / "exports"), "runtime": str(box2 / "runtime"),
-            "pinned": str(work / "sockets2"), "cwd": str(sub2),
-            "sandbox": {"ro": folders, "code": _kernel_code(), "rw": [str(box2)],
-                        "env": dict(kernel_env_in(home2), PYTHONPATH=CODE), "cwd": str(sub2),
-                        "memory": limits.memory, "processes": limits.processes,
-                        "file_size": limits.file_size} if sandboxed else None}
-    job = {"notebook": str(sub / f"{NOTEBOOK}.ipynb"), "out_notebook": str(work / "executed.ipynb"),
-           "log": str(work / "exports.json"), "exports_dir": str(exports), "exports": export_code,
-           "sealed_dir": str(sealed), "runtime": str(box / "runtime"), "kernel": kernel(assignment),
-           "pinned": str(work / "sockets"),
-           "timeout": limits.cell_time, "grace": limits.grace, "output_limit": limits.output,
-           "cwd": str(sub),
-           "python": python, "reload": reload,
-           "sandbox": {"ro": folders, "code": _kernel_code(), "rw": [str(box)],
-                       "env": dict(kenv, PYTHONPATH=CODE), "cwd": str(sub),
-                       "memory": limits.memory, "processes": limits.processes,
-                       "file_size": limits.file_size} if sandboxed else None}
-    (work / "job.json").write_text(json.dumps(job))
+        reload = ReloadJob(
+            codes={gid: checks.kernel_code(reloads[gid].body, helpers=module.HELPERS,
+                                           out=str(box2 / "exports" / gid), seed=seed,
+                                           saved=str(moved / gid)) for gid in reloads},
+            paths={gid: list(reloads[gid].paths) for gid in reloads},
+            saved_dir=str(work / "saved"), moved=str(moved), exports_dir=str(box2 / "exports"),
+            runtime=str(box2 / "runtime"), pinned=str(work / "sockets2"), cwd=str(sub2),
+            sandbox=box_for(box2, home2, sub2))
+    job = RunJob(notebook=str(sub / f"{NOTEBOOK}.ipynb"), out_notebook=str(work / "executed.ipynb"),
+                 log=str(work / "exports.json"), exports_dir=str(exports), exports=export_code,
+                 sealed_dir=str(sealed), runtime=str(box / "runtime"), kernel=kernel(assignment),
+                 pinned=str(work / "sockets"), cwd=str(sub), python=python,
+                 timeout=limits.cell_time, grace=limits.grace, output_limit=limits.output,
+                 sandbox=box_for(box, home, sub), reload=reload)
+    (work / "job.json").write_text(job.to_json())
     n_cells = sum(c.cell_type == "code" for c in nb.cells) + len(graded_ids)
     if reload:  # the fresh kernel runs the notebook again, at most up to its last grade cell
         n_cells *= 2
     limit = n_cells * (limits.cell_time + limits.grace + 10) + 180
     # The runner is ours (trusted): it runs outside the sandbox and starts the kernel inside.
-    runner_env = env if sandboxed else dict(os.environ, **kenv)
+    runner_env = env if sandboxed else dict(os.environ, **kernel_env_in(home))
     t0 = time.monotonic()
     outcome = _run_runner(work / "job.json", work / "runner.log", runner_env, str(work), limit)
     t1 = time.monotonic()

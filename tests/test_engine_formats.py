@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grading.checks import Check
-from grading.engine import BadResult, Outcome, pack, unpack
+from grading.engine import BadResult, Outcome
+from grading.files import SubmissionError, pack, unpack
 from grading.limits import MAX_RESULT_BYTES, MAX_SUBMISSION_BYTES
-from grading.submission import SubmissionError
 
 FAST = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

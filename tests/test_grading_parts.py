@@ -1,12 +1,15 @@
 """The grader's parts on their own, without root, a sandbox or a kernel: the sandbox's bwrap
-command line, the runner's plan of a notebook, the code export bodies become in the kernel and the sealing
-of an export folder. (The classes in test_grading.py check the same promises end to end.)"""
+command line, the runner's plan of a notebook and its job file, the code that export bodies
+become in the kernel, and the sealing of an export folder. (The classes in test_grading.py
+check the same promises end to end.)"""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import subprocess
+import sys
 import zlib
 
 import nbformat
@@ -162,3 +165,38 @@ def test_seal_drops_an_export_over_the_size_limit(tmp_path, monkeypatch):
     assert list((tmp_path / "sealed" / "ex1").iterdir()) == []
     assert MAX_EXPORT_BYTES > 100  # the real limit is untouched
 
+
+
+def test_the_runners_job_round_trips_through_its_file():
+    box = Sandbox(ro=["/usr"], code={"/run/x": "/opt/x"}, rw=["/w"], env={"HOME": "/w"}, cwd="/w",
+                  memory=2**30, processes=64, file_size=2**20)
+    reload = runner.ReloadJob(codes={"ex1": "pass"}, paths={"ex1": ["saved/ckpt"]},
+                              saved_dir="/w/saved", moved="/w2/moved", exports_dir="/w2/exports",
+                              runtime="/w2/rt", pinned="/w/s2", cwd="/w2/sub", sandbox=box)
+    job = runner.RunJob(notebook="/w/sub/exercises.ipynb", out_notebook="/w/executed.ipynb",
+                        log="/w/exports.json", exports_dir="/w/exports", exports={"ex1": "pass"},
+                        sealed_dir="/w/sealed", runtime="/w/rt", kernel="d2l-io", pinned="/w/s",
+                        cwd="/w/sub", python="/venv/bin/python", timeout=7, grace=2,
+                        output_limit=1000, sandbox=box, reload=reload)
+    again = runner.RunJob.from_json(job.to_json())
+    assert again == job
+    assert isinstance(again.sandbox, Sandbox) and isinstance(again.reload.sandbox, Sandbox)
+
+
+def test_runner_and_submission_do_not_import_each_other():
+    """The runner (forked for every submission) needs grading.files, not the grader's side."""
+    code = ("import sys, grading.runner; "
+            "print(sorted(m for m in sys.modules if m in ('grading.submission', 'grading.grade', 'grading.engine')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_embedded_cluster_listens_on_localhost_only():
+    import psutil
+
+    from grading import engine
+
+    with engine.cluster(None, 2):
+        listening = [c.laddr for c in psutil.Process().net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN]
+    assert all(a.ip == "127.0.0.1" for a in listening), listening

@@ -13,7 +13,8 @@ import pytest
 
 from grading import checks
 from grading.grade import feedback_page
-from grading.submission import Graded, SubmissionError, read_notebook, read_result, thread_env
+from grading.files import SubmissionError
+from grading.submission import Graded, read_notebook, read_result, thread_env
 
 BAD = {
     "not-json.ipynb": b'{"cells": [',
