@@ -316,13 +316,27 @@ def close_worker_state() -> None:
             _worker = None
 
 
-def _threads_here() -> int:
-    try:
-        from distributed import get_worker
+_host_sandboxes = 0  # sandboxes of all admitted workers on this host (set by `admit`)
 
-        return max(1, get_worker().state.nthreads)
-    except ValueError:  # not in a worker (a direct call)
-        return 1
+
+def share_host(sandboxes: int) -> None:
+    """Run on each worker at admission: how many submissions all the admitted workers on its
+    host grade at once, so that each sandbox's thread pools get their share of its cores."""
+    global _host_sandboxes
+    _host_sandboxes = sandboxes
+
+
+def _threads_per_sandbox() -> int:
+    """This host's cores shared by the sandboxes that run on it at once."""
+    at_once = _host_sandboxes
+    if not at_once:
+        try:
+            from distributed import get_worker
+
+            at_once = get_worker().state.nthreads
+        except ValueError:  # not in a worker (a direct call)
+            at_once = 1
+    return max(1, (os.cpu_count() or 1) // at_once)
 
 
 def _address() -> str:
@@ -344,7 +358,7 @@ def grade_job(job: Job) -> bytes:
     state, work = None, None
     try:
         state = _state()
-        env = dict(kernel_env(), **thread_env(max(1, (os.cpu_count() or 1) // _threads_here())),
+        env = dict(kernel_env(), **thread_env(_threads_per_sandbox()),
                    PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin", LANG="C.UTF-8")
         work = Path(tempfile.mkdtemp(dir=state.root, prefix="job-"))
         folder = work / "submitted"
@@ -411,7 +425,13 @@ def work_root() -> Path:
     if len(str(base)) > 50:
         raise SystemExit(f"{base}: the temporary folder's path is too long for the kernels' "
                          f"sockets below it (at most 50 characters): set TMPDIR to a shorter one")
-    starting = [p for p in base.glob(".d2l-starting-*") if time.time() - p.stat().st_mtime > 60]
+    def stale(p: Path) -> bool:  # (another process may rename or remove it meanwhile)
+        try:
+            return time.time() - p.stat().st_mtime > 60
+        except OSError:
+            return False
+
+    starting = [p for p in base.glob(".d2l-starting-*") if stale(p)]
     for old in [*base.glob("d2l-grading-*"), *starting]:
         lock = old / ".lock"
         try:
@@ -518,6 +538,12 @@ def admit(client, report, wait: float = 30.0) -> list[str]:
             admitted.append(address)
     if not admitted:
         raise SystemExit("no worker can grade: every worker was refused (see above)")
+    hosts: dict[str, int] = {}
+    for address in admitted:
+        host = info[address].get("host", address)
+        hosts[host] = hosts.get(host, 0) + int(info[address]["resources"][RESOURCE])
+    for address in admitted:
+        client.run(share_host, hosts[info[address].get("host", address)], workers=[address])
     return admitted
 
 

@@ -61,6 +61,7 @@ def notebook_env(tmp_path: Path) -> dict[str, str]:
 LONGEST_FIRST = (
     "tests/test_grading_fair.py",
     "tests/test_course.py",
+    "tests/test_grading_cluster.py",
     "tests/test_grading.py",
     "tests/test_grading_resume.py",
     "tests/test_grading_verdict.py",
