@@ -84,10 +84,8 @@ HANDOUT ?= handout
 handout: setup
 	$(BIN)/python -m grading handout --out $(HANDOUT)
 
-# Re-resolve requirements.in into requirements.lock in a throw-away venv. rfc3987-syntax is
-# left out: jsonschema uses it only if present, and it compiles a grammar on import that adds
-# about 4 s to every `import nbformat` (each notebook test, each graded submission).
-# Re-resolve requirements*.in into their locks: the newest releases on the package index that
+# Re-resolve requirements*.in into their locks (then print what newer releases other Pythons
+# get: scripts/newest_releases.py): the newest releases on the package index that
 # resolve together, for Python 3.11. d2l==1.0.3 is added without its 2023 pins. rfc3987-syntax
 # is left out: jsonschema uses it only if present, and it compiles a grammar on import that
 # adds about 4 s to every `import nbformat` (each notebook test, each graded submission).
@@ -100,6 +98,7 @@ lock: setup
 	( printf $(call LOCK_HEAD,requirements-mxnet.in,requirements-mxnet.lock)"\n"; \
 	  $(COMPILE) requirements-mxnet.in; echo "d2l==1.0.3" ) > requirements-mxnet.lock
 	$(BIN)/python scripts/sync_environment.py
+	$(BIN)/python scripts/newest_releases.py
 
 clean:
 	rm -rf $(VENV) $(MXNET_VENV) scratch work

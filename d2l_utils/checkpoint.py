@@ -19,8 +19,9 @@ offsets) and the raw bytes. Loading one cannot run code, unlike a pickle (`torch
     is stored in the metadata and verified on load, tensor by tensor, so a partial load checks
     what it loads. A file without it (any other writer's) loads with an
     ``UncheckedCheckpointWarning``.
-  - *Partial and lazy loads.* ``names=`` reads only those tensors; ``mmap=True`` returns
-    read-only views of the memory-mapped file, read from disk when touched.
+  - *Partial and mapped loads.* ``names=`` reads only those tensors; ``mmap=True`` returns
+    read-only views of the memory-mapped file instead of copies. Mapped and verified, not
+    lazy: every tensor returned is read once to check its checksum.
   - *Fit.* ``expected=`` checks names, shapes and dtypes before anything is returned.
   - *One error.* Every problem raises ``CheckpointError``, naming the file and the problem;
     nothing is returned partly loaded.
@@ -344,8 +345,9 @@ def load_tensors(path, expected: Mapping[str, tuple] | None = None, *,
     ``names``: load only these tensors (the rest of the file is not read). ``expected`` maps
     each name to ``(shape, dtype)``; when given, the tensors loaded must be exactly those names
     with those shapes and dtypes. ``mmap=True`` returns read-only views of the memory-mapped
-    file (nothing is read until used; the file must not be overwritten in place meanwhile:
-    ``save_tensors`` never does). Otherwise the arrays are copies in one buffer.
+    file, not copies (the file must not be overwritten in place meanwhile: ``save_tensors``
+    never does); its tensors are still read once, to verify their checksums. Otherwise the
+    arrays are copies in one buffer.
     Checksums, where the file has them, are verified for every tensor returned.
     """
     path = Path(path)

@@ -212,8 +212,9 @@ assert all(agree.values()) and len(agree) == 16
 # one file per model, that means loading *some* tensors of a file. `load_tensors(path,
 # names=[...])` reads only the tensors it names: the header says where each one lies, so the
 # rest of the file is never read (and each tensor has its own checksum, so what is loaded is
-# still verified). `mmap=True` goes further and maps the file into memory: bytes are read
-# from disk only when used. Either way, load time grows with what you load, not with the
+# still verified). `mmap=True` maps the file instead of copying it: the arrays are views of
+# the mapped file, and each one is still read once to verify its checksum (so it is not lazy,
+# as `torch.load(mmap=True)` is). Either way, load time grows with what you load, not with the
 # file (`benchmarks/checkpoint_formats.py` measures it).
 #
 # Every framework module's `load_safetensors(model, path, layers=k)` uses this to fill a
