@@ -153,6 +153,32 @@ Y_clone = clone(X)
 Y_clone == Y
 
 # %% [markdown]
+# ## Saving the architecture too: `.keras` files and `safe_mode`
+#
+# Keras 3 can also save a whole model, `model.save("name.keras")`: a zip archive holding the
+# architecture as JSON, the weights and some metadata. Loading it rebuilds the model from that
+# JSON, so the file decides which code runs. A `Lambda` layer stores its Python function in the file, and `load_model` refuses to
+# rebuild it unless told the file is trusted (`safe_mode=False`):
+
+# %%
+doubled = tf.keras.Sequential([tf.keras.Input((20,)), tf.keras.layers.Dense(10),
+                               tf.keras.layers.Lambda(lambda x: 2 * x)])
+doubled.save("doubled.keras")
+try:
+    tf.keras.models.load_model("doubled.keras")
+except ValueError as err:
+    print(str(err).split(". ")[0])
+
+# %% [markdown]
+# **New since the printed book (Keras 3):** `safe_mode`, on by default. It is a safeguard, not
+# a sandbox: crafted `.keras` files got past it three times in 2025, by naming any Python
+# function in the archive's JSON (CVE-2025-1550, fixed in Keras 3.9), and by switching safe
+# mode off from inside the file or reusing Keras's own functions (CVE-2025-9906 and
+# CVE-2025-8747, fixed in 3.11.0). Whole models in the legacy `.h5` format ignored it
+# altogether until Keras 3.11.3 (CVE-2025-9905). Load a whole model only from someone you
+# trust; a weights file (`.weights.h5`, or safetensors) holds no code, only tensors.
+
+# %% [markdown]
 # ## Summary
 #
 # * NumPy's `np.save` and `np.load` write and read a tensor; `np.savez` stores several named
@@ -160,6 +186,8 @@ Y_clone == Y
 #   `allow_pickle=True` and `.item()` to read: never do that with a file you do not trust.
 # * Keras 3 saves a model's weights only to files named `*.weights.h5`, and loads them only into
 #   a built model. The architecture itself is code, not part of the file.
+# * A `.keras` file holds the architecture too; `load_model` refuses code stored in it
+#   (`safe_mode`), but load whole models only from sources you trust.
 #
 # ## Exercises
 #
