@@ -185,6 +185,22 @@ Y_clone = clone.apply(cloned_params, X)
 Y_clone == Y
 
 # %% [markdown]
+# **New since the printed book:** Orbax has a second, shorter API, V1 (`orbax.checkpoint.v1`,
+# in the pinned Orbax 0.12.8): `save` and `load` take a path and a tree, and `overwrite=True`
+# replaces an earlier checkpoint. `StandardCheckpointer` above belongs to the older V0 API,
+# which Orbax keeps; its documentation plans to make V1 the top-level API at Orbax 1.0. V1's
+# `load` also reads checkpoints that V0 saved.
+
+# %%
+from orbax.checkpoint import v1 as ocp_v1
+
+v1_dir = os.path.abspath("ckpt_v1")
+ocp_v1.save(v1_dir, params, overwrite=True)
+v1_params = ocp_v1.load(v1_dir, abstract_params)
+print("same parameters:", all(bool(jnp.array_equal(a, b)) for a, b in
+                              zip(jax.tree.leaves(params), jax.tree.leaves(v1_params))))
+
+# %% [markdown]
 # ## The Same with Flax NNX
 #
 # **Changed since the printed book:** Flax has a second API, NNX. It came with Flax 0.8.0
@@ -249,7 +265,8 @@ print("with the linen parameters, the NNX model gives the linen model's outputs:
 #   without pickle. A dict passed to `jnp.save` is pickled and needs `allow_pickle=True` and
 #   `.item()` to read: never do that with a file you do not trust.
 # * A Flax model's parameters are a pytree, separate from the module; Orbax saves and restores
-#   it (to an absolute path). The architecture itself is code, not part of the file.
+#   it (to an absolute path), with `StandardCheckpointer` (V0) or `orbax.checkpoint.v1`'s
+#   `save` and `load`. The architecture itself is code, not part of the file.
 # * A Flax NNX model holds its parameters: `nnx.split` gives the state to save; restoring into
 #   the state of `nnx.eval_shape`'s abstract model, then `nnx.merge`, gives the model back.
 # * Typed keys (`jax.random.key`) are not numbers: store `jax.random.key_data(key)` and make a
