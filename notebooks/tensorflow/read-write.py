@@ -153,6 +153,20 @@ Y_clone = clone(X)
 Y_clone == Y
 
 # %% [markdown]
+# **New since the printed book (Keras 3.10):** for models too large for one file, `save_weights`
+# splits the weights into shards of at most `max_shard_size` gigabytes. The name must then end in
+# `.weights.json`: that file is an index saying which shard (`mlp_00000.weights.h5`, ...) holds
+# each layer's weights, and `load_weights` takes it. A 20 kB limit splits this 32 kB MLP in two:
+
+# %%
+net.save_weights("mlp.weights.json", max_shard_size=20e-6)  # gigabytes: 20 kB
+print(sorted(name for name in os.listdir() if name.startswith("mlp")))
+sharded = MLP()
+sharded(X)
+sharded.load_weights("mlp.weights.json")
+print("same output:", bool(tf.reduce_all(sharded(X) == Y)))
+
+# %% [markdown]
 # ## Saving the architecture too: `.keras` files and `safe_mode`
 #
 # Keras 3 can also save a whole model, `model.save("name.keras")`: a zip archive holding the
@@ -186,6 +200,7 @@ except ValueError as err:
 #   `allow_pickle=True` and `.item()` to read: never do that with a file you do not trust.
 # * Keras 3 saves a model's weights only to files named `*.weights.h5`, and loads them only into
 #   a built model. The architecture itself is code, not part of the file.
+# * `max_shard_size` splits the weights into several files, listed in a `.weights.json` index.
 # * A `.keras` file holds the architecture too; `load_model` refuses code stored in it
 #   (`safe_mode`), but load whole models only from sources you trust.
 #
