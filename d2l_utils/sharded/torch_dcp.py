@@ -272,6 +272,11 @@ def main(argv=None) -> None:
         raise SystemExit("train needs several processes: torchrun --nproc-per-node 2 ...")
     try:
         train(out) if args.command == "train" else load(out)
+        if dist.is_initialized():
+            # Every rank past its last collective before any tears the group down: a rank
+            # that destroyed it while another still exchanged with it could abort in gloo's
+            # threads ("terminate called without an active exception").
+            dist.barrier()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
