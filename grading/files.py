@@ -17,21 +17,28 @@ class SubmissionError(Exception):
     """A submission that cannot be run at all (missing or invalid notebook, too large)."""
 
 
+def regular_files(folder: Path):
+    """Walk a folder of untrusted files without following links: (folder's path relative to
+    `folder`, [paths of its regular files]) for it and every subfolder, in sorted order.
+    Links, devices, FIFOs and sockets are left out, and so are linked folders."""
+    for here, dirs, names in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(here, d)))
+        paths = (Path(here, name) for name in sorted(names))
+        yield (Path(here).relative_to(folder),
+               [p for p in paths if not p.is_symlink() and p.is_file()])
+
+
 def copy_submission(src: Path, dst: Path, limit: int = MAX_SUBMISSION_BYTES) -> None:
-    """Copy the regular files of a submission folder; skip links, devices and oversized files."""
+    """Copy the regular files of a submission folder, and its folders; skip links, devices and
+    oversized files."""
     total = 0
-    for folder, dirs, files in os.walk(src, followlinks=False):
-        rel = Path(folder).relative_to(src)
+    for rel, paths in regular_files(src):
         (dst / rel).mkdir(parents=True, exist_ok=True)
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
-        for name in files:
-            path = Path(folder) / name
-            if path.is_symlink() or not path.is_file():
-                continue
+        for path in paths:
             total += path.stat().st_size
             if total > limit:
                 raise SubmissionError(f"{src}: larger than {limit} bytes")
-            shutil.copyfile(path, dst / rel / name)
+            shutil.copyfile(path, dst / rel / path.name)
 
 
 def pack(folder: Path, limit: int = MAX_SUBMISSION_BYTES) -> bytes:
@@ -39,17 +46,14 @@ def pack(folder: Path, limit: int = MAX_SUBMISSION_BYTES) -> bytes:
     uncompressed tar; SubmissionError if they add up to more than `limit` bytes."""
     buf, total = io.BytesIO(), 0
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for here, dirs, files in os.walk(folder, followlinks=False):
-            dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(here, d)))
-            for name in sorted(files):
-                path = Path(here, name)
-                if path.is_symlink() or not path.is_file():
-                    continue
-                total += path.stat().st_size
+        for _, paths in regular_files(folder):
+            for path in paths:
+                size = path.stat().st_size
+                total += size
                 if total > limit:
                     raise SubmissionError(f"{folder}: larger than {limit} bytes")
                 info = tarfile.TarInfo(str(path.relative_to(folder)))
-                info.size, info.mode, info.mtime = path.stat().st_size, 0o644, 0
+                info.size, info.mode, info.mtime = size, 0o644, 0
                 with path.open("rb") as f:
                     tar.addfile(info, f)
     return buf.getvalue()

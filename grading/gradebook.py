@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grading.course import COURSE_ID
+from grading.files import regular_files
 from grading.limits import LOCK_WAIT
 
 TABLE = "d2l_grading"
@@ -218,17 +219,11 @@ def late_penalty(plugin, student: str, score: float, seconds_late: float) -> flo
 def digest_of(folder: Path, *extra: bytes) -> str:
     """A hash of a submission folder's regular files (names and bytes, links skipped) and of
     `extra` (the assignment's checks and source): what decides whether to grade it again."""
-    import os
-
     h = hashlib.sha256()
     for item in extra:
         h.update(hashlib.sha256(item).digest())
-    for base, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(base, d)))
-        for name in sorted(files):
-            path = Path(base, name)
-            if path.is_symlink() or not path.is_file():
-                continue
+    for _, paths in regular_files(folder):
+        for path in paths:
             h.update(str(path.relative_to(folder)).encode() + b"\x00")
             h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
