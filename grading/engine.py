@@ -326,36 +326,32 @@ def share_host(sandboxes: int) -> None:
     _host_sandboxes = sandboxes
 
 
+def _this_worker():
+    """The Dask worker running this task, or None (a direct call)."""
+    from distributed import get_worker
+
+    try:
+        return get_worker()
+    except ValueError:
+        return None
+
+
 def _threads_per_sandbox() -> int:
     """This host's cores shared by the sandboxes that run on it at once."""
-    at_once = _host_sandboxes
-    if not at_once:
-        try:
-            from distributed import get_worker
-
-            at_once = get_worker().state.nthreads
-        except ValueError:  # not in a worker (a direct call)
-            at_once = 1
+    worker = _this_worker()
+    at_once = _host_sandboxes or (worker.state.nthreads if worker else 1)
     return max(1, (os.cpu_count() or 1) // at_once)
-
-
-def _address() -> str:
-    try:
-        from distributed import get_worker
-
-        return get_worker().address
-    except ValueError:
-        return "local"
 
 
 def grade_job(job: Job) -> bytes:
     """Grade one Job on this worker: the bounded Outcome, as bytes. Never raises."""
-    start, worker = time.monotonic(), _address()
+    start, this = time.monotonic(), _this_worker()
+    worker = this.address if this else "local"
     here = environment()
     if job.environment != here.digest or here.unable:
         why = here.unable or "its environment differs from the client's"
         return Outcome(worker, refused=f"worker {worker} refused the job: {why}").to_bytes()
-    state, work = None, None
+    work = None
     try:
         state = _state()
         env = dict(kernel_env(), **thread_env(_threads_per_sandbox()),
@@ -372,8 +368,7 @@ def grade_job(job: Job) -> bytes:
             notebook = None
             problem = problem or (f"the executed notebook is larger than {MAX_FEEDBACK_BYTES} "
                                   f"bytes: the feedback shows the scores only")
-        outcome = Outcome(worker, g.checks, g.export_errors, notebook, problem,
-                          seconds=time.monotonic() - start, timings=g.timings)
+        outcome = Outcome(worker, g.checks, g.export_errors, notebook, problem, timings=g.timings)
     except SubmissionError as exc:
         outcome = Outcome(worker, error=str(exc))
     except ReferencesError as exc:
