@@ -2,7 +2,7 @@
 release the package index serves as a wheel for Linux x86-64 on each Python version, so the
 next move is visible (a release the locks' Python cannot install shows as newer elsewhere).
 
-    .venv/bin/python scripts/newest_releases.py [--python 3.11 3.12 3.13]
+    .venv/bin/python scripts/newest_releases.py [--python 3.11 3.12 3.13 3.14]
 
 Asks the index through `uv pip compile --no-deps --only-binary :all:`, once per Python
 (a package with no wheel for a Python shows "-"; MXNet's 1.9.1 wheel is tagged for any
@@ -46,7 +46,7 @@ def newest(packages: tuple[str, ...], python: str) -> dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--python", nargs="+", default=["3.11", "3.12", "3.13"])
+    parser.add_argument("--python", nargs="+", default=["3.11", "3.12", "3.13", "3.14"])
     args = parser.parse_args()
     pins = {env: locked(path) for env, path in LOCKS.items()}
     found = {(p, v): version for v in args.python for p, version in newest(FRAMEWORKS, v).items()}

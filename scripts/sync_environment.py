@@ -10,6 +10,7 @@ rest of a lock; so each file lists every pin except d2l, and its header (and the
 instructions) install d2l and this repository's d2l_utils with `--no-deps` afterwards.
 """
 
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,15 @@ def lock_pins(lock: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
+def lock_python(lock: str) -> str:
+    """The Python version the lock was resolved for, as its first line names it."""
+    first = (ROOT / lock).read_text().splitlines()[0]
+    match = re.search(r" for Python (\d+\.\d+) ", first)
+    if not match:
+        raise SystemExit(f"{lock}: its first line does not name its Python (run make lock)")
+    return match[1]
+
+
 def render(conda_file: str) -> str:
     lock, name, then = ENVIRONMENTS[conda_file]
     pins = [p for p in lock_pins(lock) if p.split("==")[0].lower() not in NO_DEPS]
@@ -45,7 +55,7 @@ def render(conda_file: str) -> str:
         "channels:",
         "  - conda-forge",
         "dependencies:",
-        "  - python=3.11",
+        f"  - python={lock_python(lock)}",
         "  - pip",
         "  - pip:",
     ]

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -24,7 +25,7 @@ for name in json.loads(sys.argv[1]):
         found[name] = metadata.version(name)
     except metadata.PackageNotFoundError:
         found[name] = None
-print(json.dumps(found))
+print(json.dumps(["%d.%d" % sys.version_info[:2], found]))
 """
 
 
@@ -52,7 +53,14 @@ def test_conda_file_matches_its_lock(conda_file):
     # d2l is installed with --no-deps after conda (its 2023 pins conflict); the file says how.
     assert conda == {k: v for k, v in lock.items() if k != "d2l"}
     assert f"pip install --no-deps d2l=={lock['d2l']}" in (ROOT / conda_file).read_text()
-    assert env["name"] == name and "python=3.11" in env["dependencies"]
+    assert env["name"] == name and f"python={_lock_python(lock_file)}" in env["dependencies"]
+
+
+def _lock_python(lock: str) -> str:
+    """The Python the lock was resolved for, as its first line (written by `make lock`) says."""
+    match = re.search(r" for Python (\d+\.\d+) ", (ROOT / lock).read_text().splitlines()[0])
+    assert match, f"{lock}: the first line does not name its Python"
+    return match[1]
 
 
 def test_the_environments_split_where_mxnet_needs_it():
@@ -60,6 +68,8 @@ def test_the_environments_split_where_mxnet_needs_it():
     assert "mxnet" not in main and mxnet["mxnet"] == "1.9.1"
     assert main["numpy"].startswith("2.") and mxnet["numpy"].startswith("1.26")
     assert not {"torch", "tensorflow-cpu", "jax"} & set(mxnet)  # only what MXNet's side needs
+    # MXNet 1.9.1 stops at Python 3.11; the rest is on the newest Python all its packages serve.
+    assert (_lock_python("requirements.lock"), _lock_python("requirements-mxnet.lock")) == ("3.13", "3.11")
 
 
 @pytest.mark.parametrize("conda_file", ENVS)
@@ -69,7 +79,8 @@ def test_installed_environment_is_the_lock(conda_file):
     lock = _lock(lock_file)
     out = subprocess.run([python_for(framework), "-c", PROBE, json.dumps(sorted(lock))],
                          capture_output=True, text=True, check=True).stdout
-    have = json.loads(out)
+    python, have = json.loads(out)
+    assert python == _lock_python(lock_file), f"{lock_file} is for Python {_lock_python(lock_file)}"
     wrong = {name: (version, have[name]) for name, version in lock.items()
              if have[name] is None or have[name].split("+")[0] != version.split("+")[0]}
     assert not wrong, f"installed versions differ from {lock_file}: {wrong}"
