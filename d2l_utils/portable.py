@@ -7,6 +7,9 @@ reads the same names and layouts, so a file written by one loads into any other:
   shape ``(out, in)`` (PyTorch's and MXNet's layout; Keras and Flax store ``(in, out)`` and
   transpose) and ``dense{i}.bias`` with shape ``(out,)``, float32;
 * metadata ``{"format": "d2l-io/mlp", "layers": "<n>", "framework": "<who wrote it>"}``.
+  A file without a ``format`` (PyTorch DCP's safetensors files, ``safetensors``' own
+  ``save_file`` without metadata) or with ``"pt"`` (what Hugging Face's libraries write) loads
+  when its names and shapes fit; one that names another format is refused.
 
 Every ``load_safetensors`` takes ``layers=k`` to load only the file's first ``k`` dense layers
 into the model's first ``k`` (exercise 2: reuse trained layers in another network); the rest of
@@ -26,6 +29,8 @@ import numpy as np
 from d2l_utils.checkpoint import CheckpointError, load_tensors, save_tensors
 
 FORMAT = "d2l-io/mlp"
+#: "format" values a file may carry and still load (None: no "format" in its metadata).
+READABLE_FORMATS = (FORMAT, None, "pt")
 
 
 def save_layers(path, layers: Sequence[tuple[np.ndarray, np.ndarray]], framework: str) -> Path:
@@ -50,7 +55,7 @@ def load_layers(path, shapes: Sequence[tuple[int, int]], *, first: bool = False
         expected[f"dense{i}.weight"] = ((out, inp), np.float32)
         expected[f"dense{i}.bias"] = ((out,), np.float32)
     tensors, meta = load_tensors(path, expected=expected, names=list(expected) if first else None)
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in READABLE_FORMATS:
         raise CheckpointError(path, f"not an MLP file of this workbook (format {meta.get('format')!r})")
     return [(tensors[f"dense{i}.weight"], tensors[f"dense{i}.bias"]) for i in range(len(shapes))], meta
 

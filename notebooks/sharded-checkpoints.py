@@ -184,24 +184,56 @@ equal_2_to_4 = torch.allclose(four_ranks, trained, atol=1e-6, rtol=0)
 print("\n2 ranks -> 4 ranks, outputs equal (within 1e-6):", equal_2_to_4)
 
 # %% [markdown]
-# ### One file to share
+# ### One file to share: standard safetensors
 #
-# A folder of shards suits training jobs, not sharing a model with someone who will load it
-# with `torch.load`. `torch.distributed.checkpoint.format_utils.dcp_to_torch_save` reads
-# every shard of a DCP checkpoint in one process and writes one ordinary `torch.save` file
-# of full tensors; `torch_save_to_dcp` converts back. The file holds only tensors, so it
-# loads with `weights_only=True`.
+# A folder of `.distcp` shards suits training jobs, not handing a model to someone else.
+# **Changed since the book:** DCP also writes safetensors in Hugging Face's layout
+# (`HuggingFaceStorageWriter`: public since PyTorch 2.8; `save_distributed=True` with
+# `enable_consolidation=True` since 2.9). Each rank writes its rows into a safetensors file
+# of its own; then rank 0 joins them into one file of full tensors, with the index that
+# sharded Hugging Face checkpoints carry. The training script saved its parameters that way
+# too, under the portable layout's names (`dense0.weight`, ...: see the portable-checkpoints
+# notebook), so any safetensors reader, in any framework or language, reads the one file.
+# Before 2.9 the way out was `format_utils.dcp_to_torch_save`, which writes a `torch.save`
+# pickle: PyTorch only, and a pickle.
 
 # %%
-from torch.distributed.checkpoint.format_utils import dcp_to_torch_save  # noqa: E402
+show("torch_dcp.py", "portable_names", "save_safetensors")
 
-dcp_to_torch_save(CKPT, SCRATCH / "dcp" / "mlp.pt")
-state = torch.load(SCRATCH / "dcp" / "mlp.pt", weights_only=True)
-print({key: {name: list(t.shape) for name, t in value.items()} for key, value in state.items()})
-shared = torch_dcp.mlp(seed=2)
-shared.load_state_dict(state["model"])
+# %%
+import warnings  # noqa: E402
+
+from safetensors import safe_open  # noqa: E402
+
+from d2l_utils import torch as torchu  # noqa: E402
+from d2l_utils.checkpoint import UncheckedCheckpointWarning  # noqa: E402
+
+ONE_FILE = SCRATCH / "dcp" / "safetensors" / "model-00001-of-00001.safetensors"
+for path in sorted(ONE_FILE.parent.rglob("*")):
+    rel = path.relative_to(ONE_FILE.parent)
+    print(f"{rel}/" if path.is_dir() else f"{rel} ({path.stat().st_size} bytes)")
+with safe_open(ONE_FILE, "np") as f:
+    print("\n" + ONE_FILE.name, {name: list(f.get_slice(name).get_shape()) for name in f.keys()})
+print("index:", json.loads((ONE_FILE.parent / "model.safetensors.index.json").read_text()))
+
+
+def load_one_file(framework, load, model):
+    """d2l_utils' load of the one file; it carries no checksum (DCP writes none), which
+    d2l_utils reports with a warning, shown here as one line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UncheckedCheckpointWarning)
+        loaded = load(model, ONE_FILE)
+    print(f"{framework:<11} loaded; checksum verified:", "no, none in the file" if caught else "yes")
+    return loaded
+
+
+torch.manual_seed(3)
+mlp = torchu.MulMLP(10, [64, 32], lr=0.1)  # the workbook's PyTorch MLP, not FSDP's
+mlp(probe)  # its lazy layers take their sizes from a first batch
+load_one_file("PyTorch", torchu.load_safetensors, mlp)
 with torch.no_grad():
-    print("outputs equal (within 1e-6):", torch.allclose(shared(probe), trained, atol=1e-6, rtol=0))
+    print("PyTorch MulMLP, outputs equal to the 2-rank model's (within 1e-6):",
+          torch.allclose(mlp(probe), trained, atol=1e-6, rtol=0))
 
 # %% [markdown]
 # ### Saving without stopping: `async_save`
@@ -276,6 +308,49 @@ for path in sorted((SCRATCH / "orbax" / "params").rglob("*")):
         print(f"{rel}/  (data files with random names)")
     elif path.parent.name != "d":
         print(f"{rel}/" if path.is_dir() else rel)
+
+# %% [markdown]
+# ## DCP's one file in the other three frameworks
+#
+# Back to the safetensors file that the two PyTorch ranks wrote together: the same
+# `d2l_utils` load puts it into Keras's and Flax's MLP (they store each weight transposed,
+# which the load takes care of) and, in MXNet's own environment (`d2l-io-mxnet`, another
+# process: see the portable-checkpoints notebook), into MXNet's. Each gives the outputs the
+# two-rank PyTorch model gave.
+
+# %%
+import numpy as np  # noqa: E402
+
+from d2l_utils import jax as jaxu  # noqa: E402
+from d2l_utils import tensorflow as tfu  # noqa: E402
+from d2l_utils.kernel import python  # noqa: E402
+
+x, expected = probe.numpy(), trained.numpy()
+keras_mlp = tfu.MulMLP(10, [64, 32], lr=0.1)
+keras_mlp(x)  # builds its layers
+load_one_file("TensorFlow", tfu.load_safetensors, keras_mlp)
+outputs = {"TensorFlow": keras_mlp(x).numpy()}
+
+flax_mlp = jaxu.MulMLP(10, (64, 32), 0.1)
+params = load_one_file("JAX", jaxu.load_safetensors,
+                       flax_mlp.init(jax.random.key(3), x))  # returns the loaded tree
+outputs["JAX"] = np.asarray(flax_mlp.apply(params, x))
+
+job_folder = SCRATCH / "dcp" / "mxnet"
+job_folder.mkdir(exist_ok=True)
+np.savez(job_folder / "data.npz", X=x, y=np.zeros(len(x), np.int64))  # not trained here
+np.save(job_folder / "x.npy", x)
+(job_folder / "job.json").write_text(json.dumps({
+    "data": "data.npz", "x": "x.npy", "hidden": [64, 32], "steps": 0, "lr": 0.1,
+    "models": [{"seed": 3, "load": str(ONE_FILE), "out": "out.npy"}]}))
+subprocess.run([python("d2l-io-mxnet"), "-m", "d2l_utils.portable_mxnet", "job.json"],
+               cwd=job_folder, check=True)
+print(f"{'MXNet':<11} loaded; checksum verified:", "no, none in the file" if json.loads(
+    (job_folder / "results.json").read_text())[0]["warned"] else "yes")
+outputs["MXNet"] = np.load(job_folder / "out.npy")
+for framework, got in outputs.items():
+    print(f"{framework:<11} outputs equal to the 2-rank PyTorch model's (within 1e-5):",
+          np.allclose(got, expected, atol=1e-5, rtol=0))
 
 # %% [markdown]
 # ## Checkpoints every k steps, and a crash in the middle of one
@@ -409,7 +484,8 @@ except CheckpointError as err:
 #
 # * With DCP every rank writes its own shards and rank 0 writes `.metadata`, last: a
 #   checkpoint saved by 2 ranks loaded into 1 process and into 4 ranks with outputs equal
-#   to the 2-rank model's, and converted to one `torch.save` file for sharing.
+#   to the 2-rank model's, and as one standard safetensors file (`HuggingFaceStorageWriter`)
+#   that PyTorch, TensorFlow, JAX and MXNet all load.
 # * `async_save` holds training up only while the state is copied to memory; the write
 #   goes on in the background.
 # * Orbax saves sharded `jax.Array`s and restores them onto any mesh the target shardings
@@ -421,17 +497,18 @@ except CheckpointError as err:
 # * Check a checkpoint against its own metadata and against the model before reading it:
 #   every problem is then one error naming the file or the array.
 #
-# **Measured** when this notebook was written (PyTorch 2.15, JAX 0.10.2, Orbax 0.12.8, on a
-# 2-core machine busy with other work):
+# **Measured** when this notebook was written (Python 3.13, PyTorch 2.15, JAX 0.12.0.1,
+# Orbax 0.12.8, on a 2-core machine busy with other work; three runs):
 #
 # * 2 ranks → 1 process and 2 ranks → 4 ranks: outputs equal to the 2-rank model's (within
-#   `1e-6`, and in fact bitwise).
+#   `1e-6`, and 2 → 4 in fact bitwise); the one safetensors file gave the same outputs in
+#   all four frameworks (within `1e-5`).
 # * JAX, 4 devices → 2 → 1: parameters bitwise equal, outputs equal within `1e-6`.
-# * `async_save` held the loop up for 5 to 16 ms, `save` for 30 to 37 ms (both model sizes,
-#   three runs); in the background the async write took 45 to 120 ms.
+# * `async_save` held the loop up for 2 to 6 ms, `save` for 9 to 29 ms (both model sizes);
+#   in the background the async write took 24 to 86 ms.
 # * The kill test (`tests/test_sharded_checkpoints.py`): 3 training runs killed at random
 #   moments, at once, on every run of the test; all of them restorable.
-# * The notebook runs in 38 to 46 s, 45 to 52 s with its kernel's start
+# * The notebook runs in 29 to 33 s, 35 to 39 s with its kernel's start
 #   (`time make execute SOURCES=notebooks/sharded-checkpoints.py`). This run:
 
 # %%

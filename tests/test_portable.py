@@ -101,3 +101,31 @@ def test_pytorch_compiler_after_tensorflow_in_one_process():
     proc = subprocess.run([python_for("pytorch"), "-c", code], capture_output=True, text=True,
                           timeout=180)
     assert proc.returncode == 0 and proc.stdout == "both loaded\n", proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("fmt, loads", [(None, True), ("pt", True), ("d2l-io/mlp", True),
+                                        ("d2l-io/cnn", False), ("tf", False)])
+def test_a_file_without_this_workbooks_format_loads_when_it_fits(fmt, loads, tmp_path):
+    """A safetensors file from elsewhere (PyTorch DCP's consolidated file has no metadata;
+    Hugging Face's libraries write "format": "pt") loads when its names and shapes fit; a file
+    that names another format is refused with one CheckpointError naming the file."""
+    import warnings
+
+    from safetensors.numpy import save_file
+
+    from d2l_utils.checkpoint import CheckpointError, UncheckedCheckpointWarning
+    from d2l_utils.portable import load_layers
+
+    rng = np.random.default_rng(1)
+    layers = [(rng.standard_normal((4, 3), np.float32), rng.standard_normal(4, np.float32))]
+    path = tmp_path / "from-elsewhere.safetensors"
+    save_file({"dense0.weight": layers[0][0], "dense0.bias": layers[0][1]}, str(path),
+              metadata=None if fmt is None else {"format": fmt})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncheckedCheckpointWarning)
+        if loads:
+            (w, b), = load_layers(path, [(4, 3)])[0]
+            assert np.array_equal(w, layers[0][0]) and np.array_equal(b, layers[0][1])
+        else:
+            with pytest.raises(CheckpointError, match=f"from-elsewhere.*format '{fmt}'"):
+                load_layers(path, [(4, 3)])

@@ -23,6 +23,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 
@@ -196,3 +197,27 @@ def test_output_folders_stay_in_the_scratch_folder(torch_dcp, tmp_path, monkeypa
         torch_dcp.output_folder(name)
     assert torch_dcp.output_folder("a/b") == tmp_path / "scratch" / "a" / "b"
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_dcp_writes_one_standard_safetensors_file(torch_dcp, tmp_path):
+    """save_safetensors (what the training ranks run; here one process) leaves one ordinary
+    safetensors file of full tensors under the portable layout's names, which
+    d2l_utils.portable reads without any DCP code."""
+    from d2l_utils.checkpoint import UncheckedCheckpointWarning
+    from d2l_utils.portable import load_layers
+
+    model = torch_dcp.mlp(seed=0)
+    assert torch_dcp.portable_names(model.state_dict()) == {
+        "0.weight": "dense0.weight", "0.bias": "dense0.bias", "2.weight": "dense1.weight",
+        "2.bias": "dense1.bias", "4.weight": "dense2.weight", "4.bias": "dense2.bias"}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.distributed is disabled")
+        path = torch_dcp.save_safetensors(model, tmp_path / "hf")
+    assert path.is_file() and (path.parent / "model.safetensors.index.json").is_file()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncheckedCheckpointWarning)
+        layers, _ = load_layers(path, [(64, 20), (32, 64), (10, 32)])
+    linears = [m for m in model if hasattr(m, "weight")]
+    for (w, b), linear in zip(layers, linears, strict=True):
+        assert np.array_equal(w, linear.weight.detach().numpy())
+        assert np.array_equal(b, linear.bias.detach().numpy())

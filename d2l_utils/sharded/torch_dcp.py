@@ -6,7 +6,8 @@ torch.distributed.checkpoint (DCP). Run by notebooks/sharded-checkpoints.ipynb:
     python -m d2l_utils.sharded.torch_dcp load OUT                         # ... or into one process
 
 OUT is a folder below the scratch folder (d2l_utils.scratch_dir(), $D2L_SCRATCH): the
-checkpoint goes to OUT/checkpoint, each run's outputs on a fixed input to OUT/outputs/, what
+checkpoint goes to OUT/checkpoint, the same parameters as one standard safetensors file to
+OUT/safetensors/ (save_safetensors), each run's outputs on a fixed input to OUT/outputs/, what
 each rank held to OUT/ranks/, and the save timings to OUT/timings.json. Nothing is printed:
 the ranks' outputs would interleave.
 """
@@ -103,8 +104,31 @@ def train(out: Path) -> None:
         nn.functional.cross_entropy(model(X[mine]), y[mine]).backward()
         opt.step()
     dcp.save({"model": model.state_dict()}, checkpoint_id=out / "checkpoint")
+    save_safetensors(model, out / "safetensors")
     record(out, f"{world}-ranks", model)
     time_saves(out, X[mine], y[mine])
+
+
+def portable_names(state: dict) -> dict:
+    """nn.Sequential's names (0.weight, 0.bias, 2.weight, ...: ReLUs count too) to the
+    portable layout's, which every framework's d2l_utils loads (d2l_utils/portable.py):
+    dense0.weight, dense0.bias, dense1.weight, ..., in forward order."""
+    linears = sorted({int(name.split(".")[0]) for name in state})
+    return {name: f"dense{linears.index(int(name.split('.')[0]))}.{name.split('.')[1]}"
+            for name in state}
+
+
+def save_safetensors(model: nn.Module, folder: Path) -> Path:
+    """Every rank writes its rows into a safetensors file of its own (FOLDER/sharded/), and
+    rank 0 then joins them into one standard file of full tensors, with the layout's names:
+    FOLDER/model-00001-of-00001.safetensors, with model.safetensors.index.json beside it
+    (the Hugging Face layout). Returns that file's path."""
+    state = model.state_dict()
+    names = portable_names(state)
+    writer = dcp.HuggingFaceStorageWriter(str(folder), save_distributed=True,
+                                          enable_consolidation=True)
+    dcp.save({names[name]: tensor for name, tensor in state.items()}, storage_writer=writer)
+    return folder / "model-00001-of-00001.safetensors"
 
 
 def _plain_file(checkpoint: Path, name: str) -> Path:
