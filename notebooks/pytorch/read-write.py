@@ -126,6 +126,41 @@ Y_clone = clone(X)
 Y_clone == Y
 
 # %% [markdown]
+# ## Saving the architecture too: PT2 archives
+#
+# **Changed since the printed book:** the book saves only parameters, because the
+# architecture is code. `torch.export` (since PyTorch 2.1) traces `forward` on example inputs
+# into a graph of PyTorch operators, and `torch.export.save` writes the graph and the
+# parameters to one `.pt2` file. Since PyTorch 2.8 that file is a *PT2 archive*, a zip with a
+# documented layout: the graph as JSON (`models/model.json`), and each parameter as raw bytes
+# (`data/weights/weight_<n>`) that a JSON config describes. Exercise 3 asks what tracing
+# demands of the architecture.
+
+# %%
+import zipfile  # noqa: E402
+
+torch.export.save(torch.export.export(net, (X,)), "mlp.pt2")
+with zipfile.ZipFile("mlp.pt2") as archive:
+    for info in archive.infolist():
+        print(f"{info.filename:<46}{info.file_size:>8} bytes")
+
+# %% [markdown]
+# `torch.export.load(...).module()` rebuilds a runnable module from the graph, with no need
+# for the `MLP` class:
+
+# %%
+exported = torch.export.load("mlp.pt2").module()
+print("class of the loaded module:", type(exported).__name__)
+print("outputs equal to the original's:", torch.equal(exported(X), Y))
+
+# %% [markdown]
+# A PT2 archive is not a pickle, but it is not pickle-free either: `torch.export.load`
+# unpickles, without the `weights_only` guard, any weight its config marks as pickled (how
+# tensor subclasses are saved) and some kinds of constants. Load `.pt2` files only from
+# sources you trust; to share weights alone, use safetensors (see the portable-checkpoints
+# notebook).
+
+# %% [markdown]
 # ## Summary
 #
 # * `torch.save` and `torch.load` write and read tensors, and lists and dicts of tensors.
@@ -133,6 +168,8 @@ Y_clone == Y
 #   instance of the same class. The architecture itself is code, not part of the file.
 # * Since PyTorch 2.6, `torch.load` loads only tensors and plain containers unless told
 #   `weights_only=False`: never pass that for a file you do not trust.
+# * `torch.export.save` writes the architecture (a traced graph) with the parameters, as a
+#   PT2 archive since PyTorch 2.8; loading one can still unpickle, so trust its source.
 #
 # ## Exercises
 #
