@@ -5,7 +5,7 @@ include setup.mk
 # pytest-xdist workers; every test and notebook is independent.
 JOBS ?= 2
 
-.PHONY: lab-instructor check test test-verdict lock sync execute workbooks grade release handout clean
+.PHONY: lab-instructor check test test-verdict lock sync execute workbooks grade release handout book clean
 
 # Instructors: JupyterLab as `make lab` opens it, with nbgrader's tools (Formgrader, Create
 # Assignment, Validate) shown; the course (course/: gradebook, exchange) is made first, so
@@ -99,6 +99,20 @@ lock: setup
 	  $(call COMPILE,$(MXNET_PYTHON_VERSION)) requirements-mxnet.in; echo "d2l==1.0.3" ) > requirements-mxnet.lock
 	$(BIN)/python scripts/sync_environment.py
 	$(BIN)/python scripts/newest_releases.py
+
+# The chapter as a static website in _build/html (README, "The chapter as a website"): the
+# walkthroughs in synced framework tabs, the other notebooks and START.md, with the stored
+# outputs (nothing is run); any Sphinx warning fails it. HUB=https://hub.example.org adds
+# "Open in JupyterHub" links (nbgitpuller) that pull REPO (default: the origin remote) at BRANCH.
+HUB ?=
+REPO ?= $(shell git remote get-url origin 2>/dev/null)
+BRANCH ?= main
+book: setup
+	$(if $(HUB),$(if $(REPO),,$(error HUB needs REPO, the git URL the hub pulls (no origin remote here))))
+	@mkdir -p _build/src
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html -c book -d _build/doctrees \
+	  -D d2l_hub=$(HUB) -D d2l_repo=$(REPO) -D d2l_branch=$(BRANCH) _build/src _build/html
+	@echo "the site: _build/html/index.html"
 
 clean:
 	rm -rf $(VENV) $(MXNET_VENV) scratch work
