@@ -180,7 +180,7 @@ def _code(block: Block) -> str:
 
 def _heading_as_rubric(text: str) -> str:
     m = re.match(r"(#{1,6}) (.*)", text)
-    return f"```{{rubric}} {m.group(2)}\n```" if m else text
+    return f":::{{rubric}} {m.group(2)}\n:::" if m else text  # (a title may hold backticks)
 
 
 def render(notebooks: dict[str, nbformat.NotebookNode], labels: dict[str, str],

@@ -10,9 +10,9 @@ import nbformat
 import pytest
 
 from conftest import FRAMEWORKS, ROOT
+from helpers.solutions import hidden_lines
 
 SOLVED = [fw for fw in FRAMEWORKS if (ROOT / "solutions" / fw / "exercises.ipynb").exists()]
-REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
 
 
 def test_every_framework_has_solutions():
@@ -25,26 +25,10 @@ def test_workbooks_are_up_to_date():
     assert stale() == [], "stale student workbooks: run `make workbooks`"
 
 
-def _hidden_lines(solution: nbformat.NotebookNode) -> set[str]:
-    """Lines that only solutions and hidden tests contain (not set-up code a student also sees)."""
-    inside, outside = set(), set()
-    for cell in solution.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "markdown" and meta.get("solution"):
-            inside |= {l.strip() for l in cell.source.splitlines()}
-            continue
-        regions = REGION.findall(cell.source)
-        for _, body in regions:
-            inside |= {l.strip() for l in body.splitlines()}
-        outside |= {l.strip() for l in REGION.sub("", cell.source).splitlines()}
-    # Very short lines ("else:", ")") say nothing about a solution.
-    return {l for l in inside - outside if len(l) > 8}
-
-
 @pytest.mark.parametrize("framework", SOLVED)
 def test_workbook_has_no_solution_text(framework):
     solution = nbformat.read(ROOT / "solutions" / framework / "exercises.ipynb", as_version=4)
-    secret = _hidden_lines(solution)
+    secret = hidden_lines(solution)
     assert secret, "the solution notebook has no solution regions"
     folder = ROOT / "notebooks" / framework
     assert sorted(p.name for p in folder.iterdir() if p.is_file()) == [
