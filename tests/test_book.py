@@ -103,6 +103,13 @@ def test_pages_and_links(site):
             for nb in notebooks], page
 
 
+def test_no_hub_link_without_a_hub(tmp_path):
+    html, _ = build(tmp_path)  # as plain `make book` builds it
+    links = _soup(html / WALKTHROUGH).select_one(".d2l-notebook-links")
+    assert len(links.select("a.download")) == 4 and not links.select("a.d2l-hub-link")
+    assert "hub/user-redirect" not in (html / WALKTHROUGH).read_text()
+
+
 def _sources(path: Path) -> str:
     """A notebook's cells and their text outputs."""
     text = []
