@@ -4,7 +4,7 @@ Each walkthrough is cut into blocks: a markdown cell into its paragraphs, a code
 Blocks that all four walkthroughs have are *anchors*:
 
 * a paragraph equal in all four once whitespace is ignored and each framework's own words
-  (book/alignment.toml, ``[[same]]``) are replaced by a common placeholder: it shows once;
+  (book/book.toml, ``[[same]]``) are replaced by a common placeholder: it shows once;
 * a code cell whose first statement defines the same name in all four (``x = ...``,
   ``class MLP``; the first such cell of each): it starts a new step.
 
