@@ -10,8 +10,9 @@
   filters ``NNXReusedMLP.REUSED`` / ``NNXReusedMLP.NEW`` pick the reused and the new
   parameters (for ``nnx.Optimizer(..., wrt=...)`` or ``nnx.DiffState``).
 
-The book's ``d2l.jax`` module imports TensorFlow and TensorFlow Datasets (for its data
-loaders), which take seconds and hundreds of MB to import. The exercises need only its
+The book's ``d2l.jax`` module (d2l 1.0.3) does not import on Python 3.12 and later (its
+``get_seed`` passes a float to ``random.randint``), and before that it imported TensorFlow and
+TensorFlow Datasets for its data loaders, seconds and hundreds of MB. The exercises need only its
 ``Classifier`` behaviour (cross-entropy loss and accuracy), so this module provides a small
 ``Classifier`` with the same ``loss``/``accuracy`` methods and imports no TensorFlow.
 """

@@ -31,9 +31,11 @@ os.chdir(d2l_utils.scratch_dir("jax"))
 # **Changed from the printed book:** it imported `from d2l import jax as d2l` only to call
 # `d2l.get_seed()`, and `from flax.training import checkpoints` to save. `d2l.get_seed()` returns
 # a *random* integer, so the book's outputs changed on every run; we use fixed keys instead.
-# Importing `d2l.jax` also loads TensorFlow (for its datasets), and so does
-# `flax.training.checkpoints`: 5 to 6 s and about 800 MB at import, against about 1 s and
-# 220 MB for Orbax alone (the pinned versions, on a 2-core machine). This notebook needs neither.
+# On Python 3.12 and later `d2l.jax` (d2l 1.0.3) does not even import: `get_seed` is
+# `random.randint(0, 1e6)`, and since Python 3.12 `randrange` refuses a float (`TypeError`).
+# `flax.training.checkpoints` loads TensorFlow: 7 to 12 s and about 800 MB at import, against
+# 2 s and 230 MB for Orbax alone (Python 3.13 and the pinned versions, on a busy 2-core
+# machine). This notebook needs neither.
 #
 # ## Loading and Saving Arrays
 #
