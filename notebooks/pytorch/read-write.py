@@ -142,9 +142,14 @@ import zipfile  # noqa: E402
 torch.export.save(torch.export.export(net, (X,)), "mlp.pt2")
 with zipfile.ZipFile("mlp.pt2") as archive:
     for info in archive.infolist():
-        print(f"{info.filename:<46}{info.file_size:>8} bytes")
+        varies = info.filename.endswith("model.json")  # see below
+        print(f"{info.filename:<46}" + ("(size varies)" if varies else f"{info.file_size:>8} bytes"))
 
 # %% [markdown]
+# The graph records, for every operator, the source line it was traced from, with that
+# file's path on the machine that exported it (here the kernel's, which changes from run to
+# run): a `.pt2` file tells whoever gets it where it was made.
+#
 # `torch.export.load(...).module()` rebuilds a runnable module from the graph, with no need
 # for the `MLP` class:
 
