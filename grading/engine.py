@@ -410,16 +410,14 @@ def dask_teardown(worker) -> None:
     close_worker_state()
 
 
-def work_root() -> Path:
-    """A private folder for this process's sandboxes, locked while the process lives; folders
-    of processes that were killed (their lock is free) are removed first."""
+def remove_dead_work_folders() -> None:
+    """Remove the work folders of runs that were killed (their lock is free). Each run does
+    so when it starts and again when it ends: a killed run's processes can hold its lock for
+    a moment after it died, past the start of the run that follows."""
     import fcntl
 
     base = Path(tempfile.gettempdir())
-    # The sandboxed kernels' sockets live below it: a Unix socket path has at most 107 bytes.
-    if len(str(base)) > 50:
-        raise SystemExit(f"{base}: the temporary folder's path is too long for the kernels' "
-                         f"sockets below it (at most 50 characters): set TMPDIR to a shorter one")
+
     def stale(p: Path) -> bool:  # (another process may rename or remove it meanwhile)
         try:
             return time.time() - p.stat().st_mtime > 60
@@ -442,6 +440,19 @@ def work_root() -> Path:
         finally:
             os.close(fd)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def work_root() -> Path:
+    """A private folder for this process's sandboxes, locked while the process lives; folders
+    of processes that were killed are removed first (remove_dead_work_folders)."""
+    import fcntl
+
+    base = Path(tempfile.gettempdir())
+    # The sandboxed kernels' sockets live below it: a Unix socket path has at most 107 bytes.
+    if len(str(base)) > 50:
+        raise SystemExit(f"{base}: the temporary folder's path is too long for the kernels' "
+                         f"sockets below it (at most 50 characters): set TMPDIR to a shorter one")
+    remove_dead_work_folders()
     # Made under another name and locked before it takes the name other runs clean up.
     starting = Path(tempfile.mkdtemp(prefix=".d2l-starting-"))
     os.chmod(starting, 0o700)

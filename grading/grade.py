@@ -435,6 +435,7 @@ def _grade_all(todo, digests, known, pts, course, jobs, limits, progress, report
                         bar.set_postfix_str(f"{f.student}/{f.assignment} {result.score:g}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        engine.remove_dead_work_folders()  # killed runs whose processes outlived our start
     return results
 
 
