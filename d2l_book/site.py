@@ -56,7 +56,8 @@ def load_config(confdir: Path) -> dict:
 
 
 def _start_page(root: Path, config: dict, toctree: str) -> str:
-    """START.md, its links to JupyterLab's files turned into links to the site's pages."""
+    """START.md, its links to JupyterLab's files turned into links to the site's pages, and
+    book.toml's [start] note under its title."""
     text = (root / "START.md").read_text()
     links = {}
     for old, new in config["start"]["links"].items():
@@ -74,7 +75,11 @@ def _start_page(root: Path, config: dict, toctree: str) -> str:
             return f'<a href="{new}">{label}</a>'
         return f"[{label}]({new})"
 
-    return re.sub(r"\[([^\]]*)\]\(([^)\s]+)\)", link, text).rstrip("\n") + "\n\n" + toctree
+    text = re.sub(r"\[([^\]]*)\]\(([^)\s]+)\)", link, text)
+    title, _, rest = text.partition("\n")  # the site's note goes right under the title
+    note = config["start"].get("note", "").strip()
+    text = f"{title}\n\n:::{{note}}\n{note}\n:::\n{rest}" if note else text
+    return text.rstrip("\n") + "\n\n" + toctree
 
 
 def _with_figure(nb: nbformat.NotebookNode, figure: dict, srcdir: Path, root: Path):

@@ -78,6 +78,8 @@ def test_outputs_and_shared_prose(site):
 def test_pages_and_links(site):
     index = _soup(site / "index.html")
     assert index.h1.get_text().startswith("Loading and Saving: start here")
+    note = index.select_one("div.admonition.note")  # book.toml's [start] note, under the title
+    assert note and "chapter as a website" in note.get_text() and "make lab" in note.get_text()
     hrefs = {a["href"] for a in index.select("a[href]")}
     assert {f"{WALKTHROUGH}?framework={fw}" for fw in FRAMEWORKS} <= hrefs
     assert {f"notebooks/{fw}/exercises.html" for fw in FRAMEWORKS} <= hrefs
