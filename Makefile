@@ -115,4 +115,4 @@ book: setup
 	@echo "the site: _build/html/index.html"
 
 clean:
-	rm -rf $(VENV) $(MXNET_VENV) scratch work
+	rm -rf $(VENV) $(MXNET_VENV) scratch work _build
