@@ -6,8 +6,8 @@ feedback; it records each grade as it arrives. What travels to a worker is a `Jo
 submission's regular files as bytes (a tar, at most MAX_SUBMISSION_BYTES), the assignment, the
 run's seed and the run's `Limits`. A worker shares nothing with the client but the network: it
 unpacks the job into a folder of its own, grades it in its own sandboxes
-(grading.submission.grade_one), computes each assignment's references once per seed, and
-answers with bytes: a JSON `Outcome` of at most MAX_RESULT_BYTES, which the client validates
+(grading.submission.grade_one), computes each assignment's references once per seed (and,
+for JAX, its compiled code once: `_Worker.compile_cache`), and answers with bytes: a JSON `Outcome` of at most MAX_RESULT_BYTES, which the client validates
 before it believes any of it (a malformed or oversized one fails that submission, unrecorded).
 
 Workers are admitted before any job is sent: each must report the client's environment (the
@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grading
-from grading import sandbox
+from grading import checks, sandbox
 from grading.checks import Check
+from grading.course import NOTEBOOK, SOLUTIONS
 from grading.limits import (MAX_FEEDBACK_BYTES, MAX_RESULT_BYTES, MEMORY_LIMIT, Limits)
 from grading.files import SubmissionError, unpack
 from grading.submission import (Graded, ReferencesError, grade_one, kernel_env, references,
@@ -266,13 +267,15 @@ def environment_report() -> bytes:
 # ------------------------------------------------------------------------------ worker side
 
 class _Worker:
-    """A worker process's grading state: its work folder and each (assignment, seed)'s
-    references, computed once by the first job that needs them."""
+    """A worker process's grading state: its work folder, each (assignment, seed)'s
+    references and each assignment's compiled code, made once by the first job that needs
+    them."""
 
     def __init__(self):
         self.root = work_root()
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # (compile_cache asks for references while holding it)
         self.refs: dict[tuple[str, int], tuple[Path, Future]] = {}
+        self.caches: dict[str, Future] = {}
 
     def references(self, assignment: str, seed: int, env: dict[str, str]) -> tuple[Path, Future]:
         with self.lock:
@@ -290,6 +293,37 @@ class _Worker:
                 threading.Thread(target=compute, daemon=True).start()
                 self.refs[(assignment, seed)] = (out, done)
             return self.refs[(assignment, seed)]
+
+    def compile_cache(self, assignment: str, seed: int, env: dict[str, str]) -> Future:
+        """The compiled code every kernel of `assignment` starts with (a Future of its folder,
+        or of None): for an assignment whose checks ask for it (WARM_COMPILE_CACHE), what the
+        solution's kernel compiled, graded once here like a submission; its score is not
+        kept. A solution that cannot run leaves the cache empty, and grading goes on."""
+        with self.lock:
+            if assignment not in self.caches:
+                done: Future = Future()
+                self.caches[assignment] = done
+                solution = SOLUTIONS / assignment
+                if not (getattr(checks.load(assignment), "WARM_COMPILE_CACHE", False)
+                        and (solution / f"{NOTEBOOK}.ipynb").is_file()):
+                    done.set_result(None)
+                    return done
+                refs, refs_done = self.references(assignment, seed, env)
+
+                def compute():
+                    out = self.root / "compiled" / assignment
+                    try:
+                        grade_one("solution", assignment, solution, self.root / f"warm-{assignment}",
+                                  refs, seed, env=env, refs_ready=refs_done.result,
+                                  compile_cache=out, fill_cache=True)
+                        done.set_result(out if out.is_dir() else None)
+                    except Exception:  # noqa: BLE001  (an empty cache costs time, not grades)
+                        done.set_result(None)
+                    finally:
+                        shutil.rmtree(self.root / f"warm-{assignment}", ignore_errors=True)
+
+                threading.Thread(target=compute, daemon=True).start()
+            return self.caches[assignment]
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -360,8 +394,10 @@ def grade_job(job: Job) -> bytes:
         folder = work / "submitted"
         unpack(job.submission, folder)
         refs, ready = state.references(job.assignment, job.seed, env)
+        compiled = state.compile_cache(job.assignment, job.seed, env).result()
         g = grade_one(job.student, job.assignment, folder, work / "run", refs, job.seed,
-                      env=env, limits=job.limits, refs_ready=ready.result)
+                      env=env, limits=job.limits, refs_ready=ready.result,
+                      compile_cache=compiled)
         notebook = g.notebook.read_bytes() if g.notebook else None
         problem = g.problem
         if notebook is not None and len(notebook) > MAX_FEEDBACK_BYTES:

@@ -202,8 +202,19 @@ def references(assignment: str, seed: int, out: Path, *, env: dict[str, str],
                             f"({outcome.killed_because or 'exit ' + str(outcome.returncode)}):\n{tail}")
 
 
+COMPILE_CACHE = Path(".cache") / "jax"
+"""Where, below its home, a sandboxed kernel keeps JAX's persistent compilation cache (every
+compiled computation, however quick to compile). Each kernel's is its own: a copy of the
+cache the solution's run left (grading.checks: WARM_COMPILE_CACHE), or empty."""
+
+
 def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Path, seed: int, *,
-              env: dict[str, str], limits: Limits = Limits(), sandboxed: bool = True, refs_ready=lambda: None) -> Graded:
+              env: dict[str, str], limits: Limits = Limits(), sandboxed: bool = True,
+              refs_ready=lambda: None, compile_cache: Path | None = None,
+              fill_cache: bool = False) -> Graded:
+    """Grade one submission. `compile_cache`: a folder of compiled code copied into each
+    kernel's home before it starts; with `fill_cache` (the solution's run) it is written
+    instead, from what the notebook's kernel compiled."""
     start = time.monotonic()
     module = checks.load(assignment)
     nb = read_notebook(folder / f"{NOTEBOOK}.ipynb")
@@ -224,7 +235,18 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
         # student file cannot shadow a module the kernel imports before any cell runs.
         return dict(env, HOME=str(home), D2L_SCRATCH=str(home / "scratch"), PYTHONSAFEPATH="1",
                     IPYTHONDIR=str(home / ".ipython"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-                    MPLCONFIGDIR=str(home / ".matplotlib"), XDG_CACHE_HOME=str(home / ".cache"))
+                    MPLCONFIGDIR=str(home / ".matplotlib"), XDG_CACHE_HOME=str(home / ".cache"),
+                    JAX_COMPILATION_CACHE_DIR=str(home / COMPILE_CACHE),
+                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+
+    def start_cache(home: Path) -> None:
+        """The kernel's own copy of the solution run's compiled code: what it adds or changes
+        there reaches no other kernel, this submission's second one included."""
+        if compile_cache is not None and not fill_cache and compile_cache.is_dir():
+            shutil.copytree(compile_cache, home / COMPILE_CACHE)
+
+    start_cache(home)
 
     python, folders = interpreter(assignment)
     # Loading halves (grading.checks: RELOADS) run in a second kernel with a box of its own:
@@ -247,6 +269,7 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
         copy_submission(folder, sub2)
         for d in (home2 / "scratch", box2 / "exports", moved):
             d.mkdir(parents=True, exist_ok=True)
+        start_cache(home2)
         reload = ReloadJob(
             codes={gid: checks.kernel_code(reloads[gid].body, helpers=module.HELPERS,
                                            out=str(box2 / "exports" / gid), seed=seed,
@@ -271,6 +294,8 @@ def grade_one(student: str, assignment: str, folder: Path, work: Path, refs: Pat
     t0 = time.monotonic()
     outcome = _run_runner(work / "job.json", work / "runner.log", runner_env, str(work), limit)
     t1 = time.monotonic()
+    if fill_cache and compile_cache is not None and (home / COMPILE_CACHE).is_dir():
+        shutil.copytree(home / COMPILE_CACHE, compile_cache, dirs_exist_ok=True)
     problem = outcome.killed_because and f"the sandbox was stopped: {outcome.killed_because}"
     try:
         log = json.loads((work / "exports.json").read_text())

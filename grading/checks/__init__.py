@@ -38,6 +38,11 @@ RELOADS: dict[str, Reload] (optional)
     then Reload.body, with `saved` the folder holding, at the same relative paths, only what
     the prompt lets a save write (the file or folder at each path, and files whose names start
     with it). What it loads can only come from there.
+WARM_COMPILE_CACHE: bool (optional)
+    True where the framework keeps compiled code in a persistent cache (JAX's XLA cache):
+    each worker then grades the solution once first, and every sandboxed kernel starts with a
+    private copy of the cache that run left (grading.submission.COMPILE_CACHE), so the
+    computations every notebook shares are not compiled again for each submission.
 reference(seed: int, out: pathlib.Path) -> None
     Trusted: compute the expected values for `seed` and write them into `out`.
 check(grade_id: str, exports: pathlib.Path, refs: pathlib.Path) -> list[Check]

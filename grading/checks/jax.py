@@ -234,6 +234,9 @@ _EX3 = _PRELUDE + """
 """
 
 
+# XLA compiles every jitted computation on first use: most of a graded JAX notebook's CPU time.
+WARM_COMPILE_CACHE = True
+
 EXPORTS = {
     "jax-ex1-tests": _EX1,
     "jax-ex2-tests": _EX2,
