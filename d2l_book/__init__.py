@@ -47,7 +47,7 @@ def _links(app: Sphinx, doctree: nodes.document) -> None:
         para += nodes.Text(", " if i < len(notebooks) - 1 else "")
     box += para
     if config.d2l_hub:
-        para = nodes.paragraph("", "Open in JupyterHub" + (": " if several else ": "))
+        para = nodes.paragraph("", "Open in JupyterHub: ")
         for i, (label, path) in enumerate(notebooks):
             url = hub_link(config.d2l_hub, config.d2l_repo, config.d2l_branch, path)
             para += nodes.reference("", label if several else Path(path).name, refuri=url,
