@@ -104,15 +104,17 @@ lock: setup
 # walkthroughs in synced framework tabs, the other notebooks and START.md, with the stored
 # outputs (nothing is run); any Sphinx warning fails it. HUB=https://hub.example.org adds
 # "Open in JupyterHub" links (nbgitpuller) that pull REPO (default: the origin remote) at BRANCH.
+# BOOK_BUILD: where the pages' sources and the site go (tests/test_book.py builds elsewhere).
 HUB ?=
 REPO ?= $(shell git remote get-url origin 2>/dev/null)
 BRANCH ?= main
+BOOK_BUILD ?= _build
 book: setup
 	$(if $(HUB),$(if $(REPO),,$(error HUB needs REPO, the git URL the hub pulls (no origin remote here))))
-	@mkdir -p _build/src
-	$(BIN)/sphinx-build -E -W --keep-going -q -b html -c book -d _build/doctrees \
-	  -D d2l_hub=$(HUB) -D d2l_repo=$(REPO) -D d2l_branch=$(BRANCH) _build/src _build/html
-	@echo "the site: _build/html/index.html"
+	@mkdir -p $(BOOK_BUILD)/src
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html -c book -d $(BOOK_BUILD)/doctrees \
+	  -D d2l_hub=$(HUB) -D d2l_repo=$(REPO) -D d2l_branch=$(BRANCH) $(BOOK_BUILD)/src $(BOOK_BUILD)/html
+	@echo "the site: $(BOOK_BUILD)/html/index.html"
 
 clean:
 	rm -rf $(VENV) $(MXNET_VENV) scratch work _build

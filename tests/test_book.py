@@ -28,8 +28,7 @@ WALKTHROUGH = "notebooks/read-write.html"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    html, seconds = build(tmp_path_factory.mktemp("book"), f"d2l_hub={HUB}", f"d2l_repo={REPO}",
-                          "d2l_branch=main")
+    html, seconds = build(tmp_path_factory.mktemp("book"), hub=HUB, repo=REPO)
     print(f"built the site in {seconds:.1f} s")
     return html
 

@@ -26,15 +26,19 @@ CHROMIUM = os.environ.get("D2L_CHROMIUM") or shutil.which("chromium") or shutil.
 """The Chromium the browser tests drive (D2L_CHROMIUM, else Debian's), or None."""
 
 
+def skip_unless_ci(why: str) -> None:
+    """Skip the calling test module for `why`, except under CI=true: a failure there, since CI
+    must run every test."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(why + " (CI=true: these tests must run)", pytrace=False)
+    pytest.skip(why, allow_module_level=True)
+
+
 def require_chromium() -> None:
     """Skip the calling test module without Chromium, except under CI=true (a failure there)."""
-    if CHROMIUM:
-        return
-    why = ("Chromium not found: install it (Debian: apt-get install chromium) or set "
-           "D2L_CHROMIUM to its path")
-    if os.environ.get("CI") == "true":
-        pytest.fail(why + " (CI=true: the browser tests must run)", pytrace=False)
-    pytest.skip(why, allow_module_level=True)
+    if not CHROMIUM:
+        skip_unless_ci("Chromium not found: install it (Debian: apt-get install chromium) or "
+                       "set D2L_CHROMIUM to its path")
 
 
 def git(cwd, *args) -> str:
