@@ -7,8 +7,9 @@ submission's regular files as bytes (a tar, at most MAX_SUBMISSION_BYTES), the a
 run's seed and the run's `Limits`. A worker shares nothing with the client but the network: it
 unpacks the job into a folder of its own, grades it in its own sandboxes
 (grading.submission.grade_one), computes each assignment's references once per seed (and,
-for JAX, its compiled code once: `_Worker.compile_cache`), and answers with bytes: a JSON `Outcome` of at most MAX_RESULT_BYTES, which the client validates
-before it believes any of it (a malformed or oversized one fails that submission, unrecorded).
+for JAX, its compiled code once: `_Worker.compile_cache`), and answers with bytes: a JSON
+`Outcome` of at most MAX_RESULT_BYTES, which the client validates before it believes any of it
+(a malformed or oversized one fails that submission, unrecorded).
 
 Workers are admitted before any job is sent: each must report the client's environment (the
 same installed packages in both environments, the same grader code, a working bubblewrap) and
@@ -377,6 +378,13 @@ def _threads_per_sandbox() -> int:
     return max(1, (os.cpu_count() or 1) // at_once)
 
 
+def sandbox_env(threads: int) -> dict[str, str]:
+    """The variables every sandbox of a job starts from: the kernel's own, thread pools of
+    `threads`, this environment's programs first on PATH."""
+    return dict(kernel_env(), **thread_env(threads),
+                PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin", LANG="C.UTF-8")
+
+
 def grade_job(job: Job) -> bytes:
     """Grade one Job on this worker: the bounded Outcome, as bytes. Never raises."""
     start, this = time.monotonic(), _this_worker()
@@ -388,8 +396,7 @@ def grade_job(job: Job) -> bytes:
     work = None
     try:
         state = _state()
-        env = dict(kernel_env(), **thread_env(_threads_per_sandbox()),
-                   PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin", LANG="C.UTF-8")
+        env = sandbox_env(_threads_per_sandbox())
         work = Path(tempfile.mkdtemp(dir=state.root, prefix="job-"))
         folder = work / "submitted"
         unpack(job.submission, folder)
@@ -580,12 +587,13 @@ def admit(client, report, wait: float = 30.0) -> list[str]:
             admitted.append(address)
     if not admitted:
         raise SystemExit("no worker can grade: every worker was refused (see above)")
+    host_of = {address: info[address].get("host", address) for address in admitted}
     hosts: dict[str, int] = {}
     for address in admitted:
-        host = info[address].get("host", address)
-        hosts[host] = hosts.get(host, 0) + int(info[address]["resources"][RESOURCE])
+        hosts[host_of[address]] = (hosts.get(host_of[address], 0)
+                                   + int(info[address]["resources"][RESOURCE]))
     for address in admitted:
-        client.run(share_host, hosts[info[address].get("host", address)], workers=[address])
+        client.run(share_host, hosts[host_of[address]], workers=[address])
     return admitted
 
 

@@ -8,14 +8,14 @@ as a submission trying to reach the next one would."""
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from grading import sandbox
-from grading.submission import grade_one, kernel_env, thread_env
+from grading.engine import sandbox_env
+from grading.submission import grade_one
 
 pytestmark = pytest.mark.slow  # two sandboxed kernels
 
@@ -44,8 +44,7 @@ def test_each_kernel_gets_its_own_copy_of_the_warm_cache(tmp_path):
     before = _digest(warm)
     refs = tmp_path / "refs"
     refs.mkdir()
-    env = dict(kernel_env(), **thread_env(1), PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin",
-               LANG="C.UTF-8")
+    env = sandbox_env(threads=1)
     seen = []
     for student in ("first", "second"):
         submitted = tmp_path / student
