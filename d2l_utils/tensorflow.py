@@ -24,7 +24,10 @@ if "torch" in sys.modules:
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from d2l import tensorflow as _d2l  # noqa: E402
+
+from d2l_utils._book import import_book  # noqa: E402
+
+_d2l = import_book("d2l.tensorflow")  # without the plotting and data libraries
 
 Module = _d2l.Module
 

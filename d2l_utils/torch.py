@@ -8,49 +8,12 @@ as ``import d2l`` against a local helper runs with its import line changed to
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
-
 import torch
 from torch import nn
 
+from d2l_utils._book import import_book
 
-class _OnFirstUse(types.ModuleType):
-    """Stands for a module in sys.modules while the book's module is imported; afterwards each
-    attribute read imports the real module and reads it there."""
-
-    def __getattr__(self, attr):
-        if sys.modules.get(self.__name__) is self:  # still standing in: nothing to forward to
-            raise AttributeError(f"{self.__name__}.{attr} (not imported yet)")
-        return getattr(importlib.import_module(self.__name__), attr)
-
-
-def _book():
-    """The book's ``d2l.torch``, imported without importing torchvision.
-
-    The book's module imports torchvision at its top for its datasets (FashionMNIST and
-    others), which the workbook never uses; torchvision's ``ops`` pull in ``torch._dynamo``
-    and sympy, and that import was more than half the cost of ``import d2l_utils.torch``.
-    While ``d2l.torch`` is imported, ``torchvision`` and ``torchvision.transforms`` are
-    stand-ins that import the real modules the first time one of the book's functions
-    reads them; ``import torchvision`` anywhere else gets the real module.
-    """
-    if "d2l.torch" in sys.modules or "torchvision" in sys.modules:
-        return importlib.import_module("d2l.torch")
-    names = ("torchvision", "torchvision.transforms")
-    stand_ins = {name: _OnFirstUse(name) for name in names}
-    stand_ins["torchvision"].transforms = stand_ins["torchvision.transforms"]
-    sys.modules.update(stand_ins)
-    try:
-        return importlib.import_module("d2l.torch")
-    finally:
-        for name, module in stand_ins.items():
-            if sys.modules.get(name) is module:
-                del sys.modules[name]
-
-
-_d2l = _book()
+_d2l = import_book("d2l.torch")  # without torchvision and the plotting libraries
 
 Module = _d2l.Module
 Classifier = _d2l.Classifier

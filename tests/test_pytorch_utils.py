@@ -51,23 +51,31 @@ def test_classifier_loss_and_accuracy():
     assert float(model.loss(Y_hat, torch.tensor([0, 1]))) < 0.02
 
 
-def test_the_book_module_comes_without_torchvision():
-    """d2l_utils.torch imports the book's d2l.torch without torchvision (its datasets are not
-    used here, and importing it cost more than torch itself); the book's functions still
-    reach the real torchvision, and `import torchvision` afterwards gets the real module."""
+def test_the_book_module_comes_without_torchvision_and_plotting():
+    """d2l_utils.torch imports the book's d2l.torch without torchvision, pandas, matplotlib,
+    SciPy, requests or Pillow (only the book's datasets and plots use them, and importing them
+    cost more than torch itself); the book's functions still reach the real modules, and
+    importing one afterwards gets the real module."""
     import subprocess
     import sys
 
+    deferred = "('torchvision', 'torch._dynamo', 'pandas', 'matplotlib', 'scipy', 'requests', 'PIL')"
     code = (
         "import sys, types\n"
+        "import numpy as np\n"
         "import d2l_utils.torch\n"
-        "print('after d2l_utils.torch:', sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))\n"
+        f"print('after d2l_utils.torch:', sorted(m for m in {deferred} if m in sys.modules))\n"
         "from d2l import torch as book\n"
-        "print('book reaches:', book.torchvision.datasets.FashionMNIST.__module__.split('.')[0])\n"
-        "import torchvision\n"
+        "print('book reaches:', book.torchvision.datasets.FashionMNIST.__module__.split('.')[0],"
+        " book.pd.DataFrame.__module__.split('.')[0], book.plt.figure.__module__,"
+        " book.distance_matrix(np.zeros((1, 2)), np.ones((1, 2))).round(3).tolist())\n"
+        "import torchvision, pandas\n"
         "print('import torchvision:', type(torchvision) is types.ModuleType, hasattr(torchvision, 'ops'))\n"
+        "print('import pandas:', type(pandas) is types.ModuleType, hasattr(pandas, 'DataFrame'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.splitlines() == ["after d2l_utils.torch: []", "book reaches: torchvision",
-                                       "import torchvision: True True"]
+    assert out.stdout.splitlines() == [
+        "after d2l_utils.torch: []",
+        "book reaches: torchvision pandas matplotlib.pyplot [[1.414]]",
+        "import torchvision: True True", "import pandas: True True"]
