@@ -311,47 +311,53 @@ print("mlp.pt2 written:", os.path.exists("mlp.pt2"))
 
 # %% [markdown]
 # The honest test of "architecture saved": load each file in a fresh Python process that
-# cannot import `d2l_utils` (a `None` entry in `sys.modules` makes any import of it fail).
+# cannot import `d2l_utils` (a `None` entry in `sys.modules` makes any import of it fail). One
+# such process loads both files, one after the other.
 
 # %%
 FRESH = """
 import sys, numpy as np, torch
 sys.modules["d2l_utils"] = None  # the model's class is not available here
 x = torch.from_numpy(np.load({x!r}))
-try:
-    m = {loader}
-    np.save({out!r}, m(x).detach().numpy())
-    print("loaded")
-except Exception as e:
-    print(type(e).__name__ + ":", str(e).splitlines()[0])
+for loader, out in {jobs!r}:
+    try:
+        m = eval(loader)
+        np.save(out, m(x).detach().numpy())
+        print("loaded")
+    except Exception as e:
+        print(type(e).__name__ + ":", str(e).splitlines()[0])
 """
 
 
-def run_fresh(loader, x, out):
-    """Run `loader` in a fresh process on the array in file `x`; save its outputs to `out`."""
-    code = FRESH.format(loader=loader, x=x, out=out)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
+def run_fresh(x, *jobs):
+    """In one fresh process, on the array in file `x`: for each `(loader, out)`, evaluate
+    `loader` and save the loaded model's outputs to `out`. Returns what each loader did."""
+    code = FRESH.format(x=x, jobs=list(jobs))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    lines = done.stdout.splitlines()
+    return lines + [f"the process stopped (exit {done.returncode})"] * (len(jobs) - len(lines))
 
 
 np.save("x.npy", X[:8].numpy())
-print("torch.export:", run_fresh('torch.export.load("mlp.pt2").module()', "x.npy", "out-pt2.npy"))
-print("pickle:      ", run_fresh('torch.load("mlp-pickled.pt", weights_only=False)', "x.npy",
-                                 "out-pickle.npy"))
+exported, pickled = run_fresh("x.npy", ('torch.export.load("mlp.pt2").module()', "out-pt2.npy"),
+                              ('torch.load("mlp-pickled.pt", weights_only=False)', "out-pickle.npy"))
+print("torch.export:", exported)
+print("pickle:      ", pickled)
 
 # %%
 with torch.no_grad():
     expected = model(X[:8]).numpy()
 print("the fresh process's outputs equal the model's:", np.array_equal(np.load("out-pt2.npy"), expected))
 
-# %% nbgrader={"cell_type": "code", "checksum": "df7e981c89aba375c2b9d1e3aa21bdea", "grade": true, "grade_id": "pytorch-ex3-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"cell_type": "code", "checksum": "c989418664981de6709c92e8816872bb", "grade": true, "grade_id": "pytorch-ex3-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 # tests (feedback only, the grader runs its own): your function with a path of the test's own,
 # loaded in a fresh process without d2l_utils and run on inputs the export never saw
 folder = tempfile.mkdtemp()
 path = os.path.join(folder, "model.pt2")
 export_model(model, X[8:16], path)
 np.save(os.path.join(folder, "x.npy"), X[16:24].numpy())
-message = run_fresh(f"torch.export.load({path!r}).module()", os.path.join(folder, "x.npy"),
-                    os.path.join(folder, "y.npy"))
+[message] = run_fresh(os.path.join(folder, "x.npy"),
+                     (f"torch.export.load({path!r}).module()", os.path.join(folder, "y.npy")))
 assert message == "loaded", message
 with torch.no_grad():
     assert np.allclose(np.load(os.path.join(folder, "y.npy")), model(X[16:24]).numpy(), atol=1e-6)
