@@ -18,8 +18,8 @@ test: setup
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
 # The quick tier for everyday edits: the unit, twin, workbook and checkpoint tests; not the
-# notebooks or the tests marked slow (grading classes, the browser, several frameworks in one
-# Python).
+# notebooks or the tests marked slow (grading classes, the browser, the walkthroughs run as
+# scripts, several frameworks in one Python).
 check: setup
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -m "not slow" tests
 

@@ -50,10 +50,14 @@ from pathlib import Path
 
 import pytest
 
-# jax_orbax sets XLA_FLAGS (four CPU devices) before JAX starts: import it before JAX.
-from d2l_utils.sharded import jax_orbax  # noqa: I001
-from d2l_utils.sharded import torch_dcp
 from d2l_utils.checkpoint import CheckpointError
+from d2l_utils.sharded import four_cpu_devices
+from helpers import Later
+
+# Four CPU devices, asked for before any test of this worker starts JAX (jax_orbax asks again).
+four_cpu_devices()
+jax_orbax = Later("d2l_utils.sharded.jax_orbax")
+torch_dcp = Later("d2l_utils.sharded.torch_dcp")
 
 # Orbax leaves read coroutines unawaited when a read fails: noise here, not a finding.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

@@ -27,6 +27,7 @@ print("PROBE" + json.dumps({"bare": bare, "loaded": loaded, "d2l_utils": d2l_uti
 """
 
 
+@pytest.mark.slow  # runs each walkthrough whole, as the notebook tests do: not in `make check`
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_walkthrough_loads_only_its_framework(framework, notebook_env, tmp_path):
     script = ROOT / "notebooks" / framework / "read-write.py"

@@ -6,12 +6,22 @@
   saved and restored with Orbax, a CheckpointManager run that can be killed mid-save.
 
 Importing this package imports neither framework (``jax_orbax`` sets the CPU device count
-before it imports JAX).
+before it imports JAX: ``four_cpu_devices``).
 """
 
+import os
 from pathlib import Path
 
 import d2l_utils
+
+
+def four_cpu_devices() -> None:
+    """Ask JAX for four CPU devices. Effective only before JAX starts its CPU backend: it
+    reads the flag once, then."""
+    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                   + " --xla_force_host_platform_device_count=4").strip()
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
 def output_folder(name: str) -> Path:

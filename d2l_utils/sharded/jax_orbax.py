@@ -14,17 +14,14 @@ one CPU device unless told otherwise before it starts: this module asks for four
 
 from __future__ import annotations
 
-import os
+from d2l_utils.sharded import four_cpu_devices
 
-# Before JAX is imported: it reads the flag once, when it starts its CPU backend.
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + " --xla_force_host_platform_device_count=4").strip()
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+four_cpu_devices()  # before JAX is imported
 
 import argparse  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
 import stat  # noqa: E402
 import sys  # noqa: E402
