@@ -456,7 +456,13 @@ def dask_teardown(worker) -> None:
 def remove_dead_work_folders() -> None:
     """Remove the work folders of runs that were killed (their lock is free). Each run does
     so when it starts and again when it ends: a killed run's processes can hold its lock for
-    a moment after it died, past the start of the run that follows."""
+    a moment after it died, past the start of the run that follows.
+
+    A killed run's runner and kernels die a moment after it, and may still write into its
+    folder while it is removed: the lock file goes last, so that a folder left half-removed is
+    still recognised as dead and removed by the next sweep. (A folder that has lost its lock
+    otherwise, as earlier versions could leave one, is never a live run's: a run's folder has
+    its lock from before it takes its name.)"""
     import fcntl
 
     base = Path(tempfile.gettempdir())
@@ -472,9 +478,11 @@ def remove_dead_work_folders() -> None:
         lock = old / ".lock"
         try:
             fd = os.open(lock, os.O_RDONLY)
-        except OSError:  # not ours to read, or killed before its lock existed
-            if old in starting and not lock.exists():
-                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # killed before its lock existed, or half-removed before
+            if old in starting or _owned(old):
+                _remove_lock_last(old)
+            continue
+        except OSError:  # not ours to read
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -482,7 +490,36 @@ def remove_dead_work_folders() -> None:
             continue  # a live run
         finally:
             os.close(fd)
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_lock_last(old)
+
+
+def _owned(folder: Path) -> bool:
+    try:
+        return folder.lstat().st_uid == os.getuid() and folder.is_dir() and not folder.is_symlink()
+    except OSError:
+        return False
+
+
+def _remove_lock_last(folder: Path) -> None:
+    """Everything in `folder` but its lock file, then the lock and the folder, if all of the
+    rest could be removed."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name == ".lock":
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+    with contextlib.suppress(OSError):
+        if {e.name for e in os.scandir(folder)} <= {".lock"}:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(folder / ".lock")
+            os.rmdir(folder)
 
 
 def work_root() -> Path:

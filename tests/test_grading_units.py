@@ -121,3 +121,42 @@ def test_arrays_are_compared_one_way_for_every_assignment():
     assert checks.difference(a.astype(str), a) == "dtype <U32"
     assert checks.difference(a + 0.5, a) == "max difference 0.5"
     assert checks.max_diff(np.zeros(0), np.zeros(0)) == 0.0
+
+
+def test_dead_work_folders_are_swept_even_when_half_removed(tmp_path, monkeypatch):
+    """A killed run's folder goes (its lock is free); a live run's stays; a folder that an
+    interrupted removal left without its lock goes too, and a removal that cannot finish keeps
+    the lock, so that the next sweep knows the folder for a dead run's."""
+    import fcntl
+    import tempfile
+
+    from grading import engine
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def folder(name: str, lock: bool = True) -> Path:
+        f = tmp_path / name
+        (f / "job-1" / "run").mkdir(parents=True)
+        (f / "job-1" / "run" / "executed.ipynb").write_text("{}")
+        if lock:
+            (f / ".lock").touch()
+        return f
+
+    dead, live, lockless = folder("d2l-grading-dead"), folder("d2l-grading-live"), \
+        folder("d2l-grading-lockless", lock=False)
+    fd = os.open(live / ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        stuck = folder("d2l-grading-stuck")
+        real_rmtree = engine.shutil.rmtree
+        monkeypatch.setattr(engine.shutil, "rmtree", lambda p, **kw: None if "stuck" in str(p)
+                            else real_rmtree(p, **kw))  # as if a dying process still wrote there
+        engine.remove_dead_work_folders()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["d2l-grading-live", "d2l-grading-stuck"]
+        assert (stuck / ".lock").exists() and (live / "job-1" / "run" / "executed.ipynb").exists()
+        monkeypatch.setattr(engine.shutil, "rmtree", real_rmtree)
+        engine.remove_dead_work_folders()  # the next sweep finishes it
+        assert [p.name for p in tmp_path.iterdir()] == ["d2l-grading-live"]
+    finally:
+        os.close(fd)
+    assert not dead.exists() and not lockless.exists()
