@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -327,7 +328,7 @@ class _Worker:
             return self.caches[assignment]
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        _remove_lock_last(self.root)  # what cannot go now, the next run's sweep removes
 
 
 _worker: _Worker | None = None
@@ -494,10 +495,12 @@ def remove_dead_work_folders() -> None:
 
 
 def _owned(folder: Path) -> bool:
+    """A folder (not a link to one) of this user's."""
     try:
-        return folder.lstat().st_uid == os.getuid() and folder.is_dir() and not folder.is_symlink()
+        st = folder.lstat()
     except OSError:
         return False
+    return st.st_uid == os.getuid() and stat.S_ISDIR(st.st_mode)
 
 
 def _remove_lock_last(folder: Path) -> None:
