@@ -9,9 +9,10 @@ defaults, no sandbox), (2) `python -m grading grade` with each --jobs value (san
 feedback and grades.csv included; its embedded Dask LocalCluster) and (3) the same command
 sent to a Dask scheduler on 127.0.0.1 with each --workers number of worker processes (one
 sandbox each). Prints seconds, seconds per submission, the speedup over nbgrader's serial
-autograde, and the CPU time of every process each run started (a cgroup of its own: cgroup
-v1's cpuacct or v2's cpu.stat, where this user may make one; else only the processes the run
-waited for, marked "*"; "-" for the cluster runs, whose workers are not the run's children).
+autograde, and the CPU time of every process each run started (`grading.sandbox.CpuMeter`: a
+cgroup of its own, cgroup v1's cpuacct or v2's cpu.stat plus the sandboxes' cgroups, where this
+user may make one; else only the processes the run waited for, marked "*"; "-" for the cluster
+runs, whose workers are not the run's children).
 
 Then Dask's own cost per submission (--overhead jobs): the same job (a packed submission in,
 an Outcome with a 200 kB notebook out, unpacking included) run through a thread pool, as the
@@ -24,7 +25,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -32,54 +32,24 @@ import tempfile
 import time
 from pathlib import Path
 
+from grading.sandbox import CpuMeter
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _cgroup() -> tuple[Path, str] | None:
-    """A fresh cgroup to count a run's CPU in, and its usage file; None where none can be made."""
-    name = f"d2l-bench-{os.getpid()}-{time.monotonic_ns()}"
-    for base, usage in ((Path("/sys/fs/cgroup/cpuacct"), "cpuacct.usage"),  # v1
-                        (Path("/sys/fs/cgroup"), "cpu.stat")):  # v2
-        if (base / usage).exists() or (base / "cgroup.controllers").exists():
-            try:
-                (base / name).mkdir()
-            except OSError:
-                continue
-            return base / name, usage
-    return None
-
-
-def _cpu_seconds(group: Path, usage: str) -> float:
-    text = (group / usage).read_text()
-    if usage == "cpuacct.usage":
-        return int(text) / 1e9
-    return int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
 
 
 def run(cmd, cwd, env) -> tuple[float, float, bool]:
     """Wall seconds, CPU seconds, and whether the CPU time covers every process."""
-    group = _cgroup()
-    join = None
-    if group:
-        def join():  # in the child, before exec: it and everything it starts are counted
-            (group[0] / "cgroup.procs").write_text(str(os.getpid()))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    meter = CpuMeter("bench")
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, preexec_fn=join)
+    # In the child, before exec: it and everything it starts are counted.
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                          preexec_fn=lambda: meter.join(os.getpid()))
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr[-3000:]}")
-    if group:
-        cpu = _cpu_seconds(*group)
-        for _ in range(50):  # emptied once the run's last processes are reaped
-            try:
-                group[0].rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
-        return wall, cpu, True
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), False
+    cpu = meter.seconds()
+    meter.close()
+    return wall, cpu, meter.complete
 
 
 def main() -> None:

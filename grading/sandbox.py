@@ -78,6 +78,96 @@ def _cgroup_root() -> tuple[str, Path] | None:
     return None
 
 
+V2_PARENT = "d2l-grading"  # cgroup v2: the sandboxes' cgroups are made below /sys/fs/cgroup/<this>
+
+
+def sandboxes_cpu_seconds(base: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """cgroup v2: the CPU seconds every sandbox made on this machine so far has used (their
+    parent keeps the usage of removed cgroups); None on cgroup v1, where a sandbox stays in
+    the cpuacct cgroup of the process that started it, or before any sandbox was made."""
+    try:
+        text = (base / V2_PARENT / "cpu.stat").read_text()
+    except OSError:
+        return None
+    return int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
+
+
+class CpuMeter:
+    """CPU seconds used by the processes that `join` it and everything they start, in a
+    cgroup of its own: v1's cpuacct, or v2's cpu.stat, where this user may make one. On v2 the
+    grading sandboxes move to cgroups of their own; `sandboxes=True` adds their usage over the
+    meter's life (every sandbox of that time, so meter one grading run at a time). Where no
+    cgroup can be made, only the children this process has waited for since the meter was
+    made (and, with `include_self`, this process) are counted, and `complete` is False."""
+
+    def __init__(self, name: str, sandboxes: bool = True, include_self: bool = False):
+        self.group: Path | None = None
+        self.home: Path | None = None  # where this process was before it joined
+        self.usage = ""
+        self.include_self = include_self
+        self.sandboxes_at = (sandboxes_cpu_seconds() or 0.0) if sandboxes else None
+        self.rusage_at = self._rusage()
+        for base, usage in ((Path("/sys/fs/cgroup/cpuacct"), "cpuacct.usage"),  # v1
+                            (Path("/sys/fs/cgroup"), "cpu.stat")):  # v2
+            if (base / usage).exists() or (base / "cgroup.controllers").exists():
+                group = base / f"d2l-cpu-{name}-{os.getpid()}-{time.monotonic_ns()}"
+                try:
+                    group.mkdir()
+                except OSError:
+                    continue
+                self.group, self.usage = group, usage
+                break
+        if self.usage == "cpuacct.usage":
+            self.sandboxes_at = None
+
+    @property
+    def complete(self) -> bool:
+        return self.group is not None
+
+    def join(self, pid: int) -> None:
+        """Count `pid` from now on, and what it starts (call it in a child before exec, or with
+        this process's own pid: `close` then takes it back to its cgroup)."""
+        if self.group is None:
+            return
+        if pid == os.getpid():
+            v1 = self.usage == "cpuacct.usage"
+            for line in Path("/proc/self/cgroup").read_text().splitlines():
+                _, controllers, path = line.split(":", 2)
+                if ("cpuacct" in controllers.split(",")) if v1 else controllers == "":
+                    self.home = self.group.parent / path.lstrip("/")
+        (self.group / "cgroup.procs").write_text(str(pid))
+
+    def _rusage(self) -> float:
+        import resource
+
+        who = [resource.RUSAGE_CHILDREN] + ([resource.RUSAGE_SELF] if self.include_self else [])
+        return sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, who))
+
+    def seconds(self) -> float:
+        if self.group is None:
+            return self._rusage() - self.rusage_at
+        text = (self.group / self.usage).read_text()
+        if self.usage == "cpuacct.usage":
+            return int(text) / 1e9
+        used = int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
+        if self.sandboxes_at is not None:
+            used += (sandboxes_cpu_seconds() or 0.0) - self.sandboxes_at
+        return used
+
+    def close(self) -> None:
+        """Remove the cgroup, once its last processes are reaped."""
+        if self.home is not None:
+            (self.home / "cgroup.procs").write_text(str(os.getpid()))
+        for _ in range(50) if self.group is not None else ():
+            try:
+                self.group.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.1)
+
+
 class Confinement:
     """A cgroup for one sandbox where possible, and the command prefix that enters it."""
 
@@ -97,7 +187,7 @@ class Confinement:
         kind, base = found
         try:
             if kind == "v2":
-                parent = base / "d2l-grading"
+                parent = base / V2_PARENT
                 parent.mkdir(exist_ok=True)
                 for d in (base, parent):
                     (d / "cgroup.subtree_control").write_text("+memory +pids")

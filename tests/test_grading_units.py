@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,48 @@ def test_dead_work_folders_are_swept_even_when_half_removed(tmp_path, monkeypatc
     finally:
         os.close(fd)
     assert not dead.exists() and not lockless.exists()
+
+
+# A child that burns `seconds` of CPU in a grandchild it leaves running (double fork): only a
+# cgroup sees the grandchild. The test waits for the grandchild's file before it reads.
+BURN = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        end = time.process_time() + float(sys.argv[1])
+        while time.process_time() < end:
+            pass
+        open(sys.argv[2], "w").close()
+    os._exit(0)
+"""
+
+
+def test_cpu_meter_counts_processes_its_runs_leave_behind(tmp_path):
+    from grading.sandbox import CpuMeter
+
+    meter = CpuMeter("unit")
+    if not meter.complete:
+        pytest.skip("no cgroup can be made here: the meter counts only waited-for children")
+    done = tmp_path / "done"
+    subprocess.run([sys.executable, "-c", BURN, "0.4", str(done)], check=True,
+                   preexec_fn=lambda: meter.join(os.getpid()))
+    for _ in range(200):
+        if done.exists():
+            break
+        time.sleep(0.05)
+    assert done.exists()
+    assert meter.seconds() >= 0.35
+    group = meter.group
+    meter.close()
+    assert not group.exists()
+
+
+def test_cpu_meter_on_cgroup_v2_adds_the_sandboxes_parent(tmp_path):
+    from grading.sandbox import V2_PARENT, sandboxes_cpu_seconds
+
+    assert sandboxes_cpu_seconds(tmp_path) is None  # v1, or no sandbox made yet
+    (tmp_path / V2_PARENT).mkdir()
+    (tmp_path / V2_PARENT / "cpu.stat").write_text(
+        "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n")
+    assert sandboxes_cpu_seconds(tmp_path) == 2.5
