@@ -5,7 +5,7 @@ include setup.mk
 # pytest-xdist workers; every test and notebook is independent.
 JOBS ?= 2
 
-.PHONY: lab-instructor check test test-verdict lock sync execute workbooks grade release handout book clean
+.PHONY: lab-instructor check test test-cpu test-verdict lock sync execute workbooks grade release handout book clean
 
 # Instructors: JupyterLab as `make lab` opens it, with nbgrader's tools (Formgrader, Create
 # Assignment, Validate) shown; the course (course/: gradebook, exchange) is made first, so
@@ -16,6 +16,11 @@ lab-instructor: setup
 
 test: setup
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder
+
+# Where the suite's time goes: `make test`, then each file's CPU seconds, every process it
+# started included (--cpu-report, conftest.py): on 2 cores the suite keeps both busy throughout.
+test-cpu: setup
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder --cpu-report
 
 # The quick tier for everyday edits: the unit, twin, workbook and checkpoint tests; not the
 # notebooks or the tests marked slow (grading classes, the browser, the walkthroughs run as
