@@ -41,9 +41,7 @@ def run(cmd, cwd, env) -> tuple[float, float, bool]:
     """Wall seconds, CPU seconds, and whether the CPU time covers every process."""
     meter = CpuMeter("bench")
     t0 = time.perf_counter()
-    # In the child, before exec: it and everything it starts are counted.
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                          preexec_fn=lambda: meter.join(os.getpid()))
+    proc = subprocess.run(meter.wrap(cmd), cwd=cwd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr[-3000:]}")

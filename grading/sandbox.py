@@ -92,6 +92,18 @@ def sandboxes_cpu_seconds(base: Path = Path("/sys/fs/cgroup")) -> float | None:
     return int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
 
 
+def _sweep_meters(base: Path) -> None:
+    """Remove the empty cgroups of meters whose process has ended without closing them (a
+    killed run, or processes that outlived `close`'s wait)."""
+    for group in base.glob("d2l-cpu-*"):
+        try:
+            pid = int(group.name.split("-")[-2])
+            if not psutil.pid_exists(pid):
+                group.rmdir()  # refused while a process is still in it
+        except (ValueError, OSError):
+            pass
+
+
 class CpuMeter:
     """CPU seconds used by the processes that `join` it and everything they start, in a
     cgroup of its own: v1's cpuacct, or v2's cpu.stat, where this user may make one. On v2 the
@@ -110,6 +122,7 @@ class CpuMeter:
         for base, usage in ((Path("/sys/fs/cgroup/cpuacct"), "cpuacct.usage"),  # v1
                             (Path("/sys/fs/cgroup"), "cpu.stat")):  # v2
             if (base / usage).exists() or (base / "cgroup.controllers").exists():
+                _sweep_meters(base)
                 group = base / f"d2l-cpu-{name}-{os.getpid()}-{time.monotonic_ns()}"
                 try:
                     group.mkdir()
@@ -124,9 +137,17 @@ class CpuMeter:
     def complete(self) -> bool:
         return self.group is not None
 
+    def wrap(self, argv: list[str]) -> list[str]:
+        """`argv` started so that it is counted from its first instruction, with all it starts
+        (a shell joins the cgroup and execs it; no preexec_fn, which forks a threaded parent)."""
+        if self.group is None:
+            return argv
+        return ["sh", "-c", 'echo $$ > "$1" || exit 97; shift; exec "$@"', "sh",
+                str(self.group / "cgroup.procs"), *argv]
+
     def join(self, pid: int) -> None:
-        """Count `pid` from now on, and what it starts (call it in a child before exec, or with
-        this process's own pid: `close` then takes it back to its cgroup)."""
+        """Count `pid` from now on, and what it starts; `close` takes this process back to the
+        cgroup it came from."""
         if self.group is None:
             return
         if pid == os.getpid():
