@@ -92,10 +92,11 @@ def sandboxes_cpu_seconds(base: Path = Path("/sys/fs/cgroup")) -> float | None:
     return int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
 
 
-def _sweep_meters(base: Path) -> None:
-    """Remove the empty cgroups of meters whose process has ended without closing them (a
-    killed run, or processes that outlived `close`'s wait)."""
-    for group in base.glob("d2l-cpu-*"):
+def _sweep_dead(base: Path, pattern: str) -> None:
+    """Remove the empty cgroups in `base` matching `pattern` (named ...-<pid>-<n>) whose process
+    has ended without removing them: a killed grading run's sandboxes, or a meter whose
+    processes outlived `close`'s wait. A cgroup that still holds a process stays."""
+    for group in base.glob(pattern):
         try:
             pid = int(group.name.split("-")[-2])
             if not psutil.pid_exists(pid):
@@ -122,7 +123,7 @@ class CpuMeter:
         for base, usage in ((Path("/sys/fs/cgroup/cpuacct"), "cpuacct.usage"),  # v1
                             (Path("/sys/fs/cgroup"), "cpu.stat")):  # v2
             if (base / usage).exists() or (base / "cgroup.controllers").exists():
-                _sweep_meters(base)
+                _sweep_dead(base, "d2l-cpu-*")
                 group = base / f"d2l-cpu-{name}-{os.getpid()}-{time.monotonic_ns()}"
                 try:
                     group.mkdir()
@@ -194,6 +195,7 @@ class Confinement:
 
     _count = 0
     _lock = threading.Lock()
+    _swept = False  # this process has removed the cgroups that killed runs left
 
     def __init__(self, memory: int, processes: int, file_size: int = FILE_LIMIT):
         self.memory, self.processes, self.file_size = memory, processes, file_size
@@ -202,10 +204,14 @@ class Confinement:
         found = _cgroup_root()
         if not found:
             return
+        kind, base = found
         with Confinement._lock:
             Confinement._count += 1
             name = f"d2l-grading-{os.getpid()}-{Confinement._count}"
-        kind, base = found
+            if not Confinement._swept:
+                Confinement._swept = True
+                for d in [base / V2_PARENT] if kind == "v2" else [base / "memory", base / "pids"]:
+                    _sweep_dead(d, "d2l-grading-*")
         try:
             if kind == "v2":
                 parent = base / V2_PARENT

@@ -211,3 +211,30 @@ def test_cpu_meter_on_cgroup_v2_adds_the_sandboxes_parent(tmp_path):
     (tmp_path / V2_PARENT / "cpu.stat").write_text(
         "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n")
     assert sandboxes_cpu_seconds(tmp_path) == 2.5
+
+
+def test_a_killed_runs_empty_sandbox_cgroups_are_removed_by_the_next_run(tmp_path):
+    """A grading run killed with its sandboxes running leaves their cgroups behind (empty,
+    once the sandboxes die with it); the next process that makes a sandbox removes them."""
+    from grading import sandbox
+
+    found = sandbox._cgroup_root()
+    if found is None:
+        pytest.skip("sandbox cgroups need root")
+    kind, base = found
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
+    live = str(os.getpid())
+    places = [base / sandbox.V2_PARENT] if kind == "v2" else [base / "memory", base / "pids"]
+    stale = [d / f"d2l-grading-{dead}-7" for d in places]
+    mine = [d / f"d2l-grading-{live}-999" for d in places]  # a live process's: kept
+    for d in (*stale, *mine):
+        d.mkdir(parents=True)
+    try:
+        sandbox.Confinement._swept = False
+        sandbox.Confinement(2**30, 64).close()
+        assert [d for d in stale if d.exists()] == []
+        assert all(d.exists() for d in mine)
+    finally:
+        for d in (*stale, *mine):
+            if d.exists():
+                d.rmdir()
