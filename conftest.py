@@ -22,7 +22,8 @@ collect_ignore_glob = ["notebooks/*/exercises.ipynb",
 # every process it started included (kernels, sandboxes, servers), measured with
 # grading.sandbox.CpuMeter in each process that runs tests: where the suite's time goes on a
 # machine it keeps busy. Reports carry each phase's seconds to the pytest-xdist controller.
-_CPU: dict = {}  # "meter": this process's CpuMeter; "start": the session's start; per file: [cpu, wall]
+_CPU: dict = {}  # "meter": this process's CpuMeter; "last": its reading; "start": (time, v2 sandboxes)
+_FILES: dict[str, list[float]] = {}  # test file -> [CPU seconds, wall seconds]
 
 
 def pytest_addoption(parser):
@@ -61,7 +62,7 @@ def pytest_unconfigure(config):
 def pytest_runtest_logreport(report):
     cpu = dict(report.user_properties).get("cpu_seconds")
     if cpu is not None:
-        row = _CPU.setdefault(report.nodeid.split("::")[0], [0.0, 0.0])
+        row = _FILES.setdefault(report.nodeid.split("::")[0], [0.0, 0.0])
         row[0] += cpu
         row[1] += report.duration
 
@@ -71,7 +72,7 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     from grading.sandbox import CpuMeter, sandboxes_cpu_seconds
 
-    files = sorted(((k, v) for k, v in _CPU.items() if isinstance(v, list)), key=lambda kv: -kv[1][0])
+    files = sorted(_FILES.items(), key=lambda kv: -kv[1][0])
     wall = time.monotonic() - _CPU["start"][0]
     cores = os.cpu_count() or 1
     tr = terminalreporter
@@ -80,10 +81,10 @@ def pytest_terminal_summary(terminalreporter, config):
     total = sum(cpu for _, (cpu, _) in files)
     for name, (cpu, seconds) in files[:25]:
         tr.write_line(f"{cpu:>8.1f} {seconds:>8.1f} {cpu / max(total, 1e-9):>6.1%}  {name}")
-    rest = files[25:]
-    if rest:
-        tr.write_line(f"{sum(v[0] for _, v in rest):>8.1f} {sum(v[1] for _, v in rest):>8.1f}"
-                      f" {sum(v[0] for _, v in rest) / max(total, 1e-9):>6.1%}  {len(rest)} other files")
+    if files[25:]:
+        cpu, seconds = (sum(col) for col in zip(*(v for _, v in files[25:])))
+        tr.write_line(f"{cpu:>8.1f} {seconds:>8.1f} {cpu / max(total, 1e-9):>6.1%}"
+                      f"  {len(files) - 25} other files")
     sandboxes = sandboxes_cpu_seconds()
     if sandboxes is not None:  # cgroup v2: the grading sandboxes, counted apart from their files
         sandboxes -= _CPU["start"][1] or 0.0

@@ -81,15 +81,28 @@ def _cgroup_root() -> tuple[str, Path] | None:
 V2_PARENT = "d2l-grading"  # cgroup v2: the sandboxes' cgroups are made below /sys/fs/cgroup/<this>
 
 
+def sandbox_parents(kind: str, base: Path) -> list[Path]:
+    """Where the sandboxes' cgroups are made: below V2_PARENT on v2, in the memory and pids
+    hierarchies on v1."""
+    return [base / V2_PARENT] if kind == "v2" else [base / "memory", base / "pids"]
+
+
+def _usage_seconds(usage: Path) -> float:
+    """The CPU seconds in a cgroup's cpuacct.usage (v1, nanoseconds) or cpu.stat (v2)."""
+    text = usage.read_text()
+    if usage.name == "cpuacct.usage":
+        return int(text) / 1e9
+    return int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
+
+
 def sandboxes_cpu_seconds(base: Path = Path("/sys/fs/cgroup")) -> float | None:
     """cgroup v2: the CPU seconds every sandbox made on this machine so far has used (their
     parent keeps the usage of removed cgroups); None on cgroup v1, where a sandbox stays in
     the cpuacct cgroup of the process that started it, or before any sandbox was made."""
     try:
-        text = (base / V2_PARENT / "cpu.stat").read_text()
+        return _usage_seconds(base / V2_PARENT / "cpu.stat")
     except OSError:
         return None
-    return int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
 
 
 def _sweep_dead(base: Path, pattern: str) -> None:
@@ -168,11 +181,8 @@ class CpuMeter:
     def seconds(self) -> float:
         if self.group is None:
             return self._rusage() - self.rusage_at
-        text = (self.group / self.usage).read_text()
-        if self.usage == "cpuacct.usage":
-            return int(text) / 1e9
-        used = int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
-        if self.sandboxes_at is not None:
+        used = _usage_seconds(self.group / self.usage)
+        if self.sandboxes_at is not None:  # v2 only
             used += (sandboxes_cpu_seconds() or 0.0) - self.sandboxes_at
         return used
 
@@ -210,11 +220,11 @@ class Confinement:
             name = f"d2l-grading-{os.getpid()}-{Confinement._count}"
             if not Confinement._swept:
                 Confinement._swept = True
-                for d in [base / V2_PARENT] if kind == "v2" else [base / "memory", base / "pids"]:
+                for d in sandbox_parents(kind, base):
                     _sweep_dead(d, "d2l-grading-*")
         try:
             if kind == "v2":
-                parent = base / V2_PARENT
+                [parent] = sandbox_parents(kind, base)
                 parent.mkdir(exist_ok=True)
                 for d in (base, parent):
                     (d / "cgroup.subtree_control").write_text("+memory +pids")
@@ -226,7 +236,7 @@ class Confinement:
                     (job / "memory.swap.max").write_text("0")
                 (job / "pids.max").write_text(str(processes))
             else:
-                mem, pids = base / "memory" / name, base / "pids" / name
+                mem, pids = (d / name for d in sandbox_parents(kind, base))
                 mem.mkdir()
                 self.dirs.append(mem)
                 pids.mkdir()

@@ -163,6 +163,12 @@ def test_dead_work_folders_are_swept_even_when_half_removed(tmp_path, monkeypatc
     assert not dead.exists() and not lockless.exists()
 
 
+def _ended_pid() -> int:
+    """The pid of a process that has ended."""
+    return int(subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True,
+                              check=True).stdout)
+
+
 # A child that burns `seconds` of CPU in a grandchild it leaves running (double fork): only a
 # cgroup sees the grandchild. The test waits for the grandchild's file before it reads.
 BURN = """
@@ -196,8 +202,7 @@ def test_cpu_meter_counts_processes_its_runs_leave_behind(tmp_path):
     meter.close()
     assert not group.exists()
     # The cgroup of a meter whose process ended without closing it goes with the next meter.
-    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
-    stale = group.parent / f"d2l-cpu-killed-{dead}-1"
+    stale = group.parent / f"d2l-cpu-killed-{_ended_pid()}-1"
     stale.mkdir()
     CpuMeter("unit").close()
     assert not stale.exists()
@@ -222,9 +227,8 @@ def test_a_killed_runs_empty_sandbox_cgroups_are_removed_by_the_next_run(tmp_pat
     if found is None:
         pytest.skip("sandbox cgroups need root")
     kind, base = found
-    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
-    live = str(os.getpid())
-    places = [base / sandbox.V2_PARENT] if kind == "v2" else [base / "memory", base / "pids"]
+    dead, live = _ended_pid(), os.getpid()
+    places = sandbox.sandbox_parents(kind, base)
     stale = [d / f"d2l-grading-{dead}-7" for d in places]
     mine = [d / f"d2l-grading-{live}-999" for d in places]  # a live process's: kept
     for d in (*stale, *mine):
