@@ -13,21 +13,47 @@ own cell.
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from types import ModuleType
 
 from grading import checks
 
 
+class _NotInstalled(importlib.abc.MetaPathFinder):
+    """First on sys.meta_path: importing one of `names` (or a submodule) raises
+    ModuleNotFoundError, as when the package is not installed."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = frozenset(names)
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (unused by the checks)",
+                                      name=fullname)
+        # Any other name: None, for the next finder.
+
+
+def load(assignment: str) -> ModuleType:
+    """The assignment's checks module, with its UNUSED_PACKAGES made unimportable in this
+    process (see grading.checks)."""
+    module = checks.load(assignment)
+    unused = tuple(getattr(module, "UNUSED_PACKAGES", ()))
+    if unused and not any(isinstance(f, _NotInstalled) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NotInstalled(unused))
+    return module
+
+
 def run_reference(assignment: str, seed: int, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    checks.load(assignment).reference(seed, out)
+    load(assignment).reference(seed, out)
 
 
 def run_check(assignment: str, gid: str, exports: Path, refs: Path) -> list[dict]:
-    module = checks.load(assignment)
+    module = load(assignment)
     try:
         return [asdict(c) for c in module.check(gid, exports / gid, refs)]
     except Exception as exc:  # noqa: BLE001  (a hostile file is a failed check, not a crash)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -94,6 +95,30 @@ def test_every_assignment_has_checks_for_its_graded_cells():
         assert module.HELPERS.strip()
     assert set(checks.load("selftest").EXPORTS) == set(
         points(Path(__file__).parent / "fixtures" / "selftest" / "exercises.ipynb"))
+
+
+def test_the_trusted_process_cannot_import_the_packages_its_checks_leave_unused():
+    """TensorFlow's checks name JAX, pandas and Matplotlib unused: in the trusted process they
+    fail to import as if not installed (TensorFlow and Keras then skip them), the rest imports."""
+    code = textwrap.dedent("""
+        import json, sys
+        from grading import check
+        unused = check.load("tensorflow").UNUSED_PACKAGES
+        failed = []
+        for name in [*unused, unused[0] + ".numpy"]:
+            try:
+                __import__(name)
+            except ModuleNotFoundError as exc:
+                failed.append(exc.name)
+        import numpy.linalg, xml.dom
+        print(json.dumps([list(unused), failed]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    unused, failed = json.loads(proc.stdout)
+    assert set(unused) >= {"jax", "pandas", "matplotlib"}
+    assert failed == [*unused, "jax"]  # jax.numpy: its package fails first
 
 
 @pytest.mark.parametrize("threads", [1, 2])

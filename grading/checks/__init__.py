@@ -43,6 +43,11 @@ WARM_COMPILE_CACHE: bool (optional)
     each worker then grades the solution once first, and every sandboxed kernel starts with a
     private copy of the cache that run left (grading.submission.COMPILE_CACHE), so the
     computations every notebook shares are not compiled again for each submission.
+UNUSED_PACKAGES: tuple[str, ...] (optional)
+    Top-level packages that the framework imports when they are installed, each behind
+    `except ImportError`, and that neither `reference` nor `check` uses. The trusted process
+    (grading.check) makes them fail to import, as if not installed, so it does not spend the
+    time loading them.
 reference(seed: int, out: pathlib.Path) -> None
     Trusted: compute the expected values for `seed` and write them into `out`.
 check(grade_id: str, exports: pathlib.Path, refs: pathlib.Path) -> list[Check]

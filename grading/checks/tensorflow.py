@@ -183,6 +183,11 @@ RELOADS = {
 # on 20 inputs; a kernel may be stored either way round.
 EX2_SHAPES = [(20, 64), (64,), (64, 8), (8,), (8, 4), (4,), (4, 3), (3,)]
 
+# TensorFlow imports JAX (tf.lite) and Keras imports pandas and Matplotlib when they are
+# installed, as they are beside it here: 1.2 of the 3.5 CPU-s of `import tensorflow, keras`.
+# The reference and the checks use none of them.
+UNUSED_PACKAGES = ("jax", "pandas", "matplotlib")
+
 
 def _helpers() -> dict:
     ns: dict = {}
