@@ -118,6 +118,27 @@ def _sweep_dead(base: Path, pattern: str) -> None:
             pass
 
 
+def _joined(procs: list[Path], argv: list[str]) -> list[str]:
+    """`argv` run by a shell that first moves itself into each cgroup (the `cgroup.procs` files
+    `procs`; exit status 97 if it cannot) and then execs it: inside from its first instruction,
+    with all it starts, and with no preexec_fn (which forks a parent whose threads run)."""
+    join = "".join(f'echo $$ > "{f}" || exit 97; ' for f in procs)
+    return ["sh", "-c", join + 'exec "$@"', "sh", *argv]
+
+
+def _remove_when_empty(group: Path, pause: float) -> None:
+    """Remove a cgroup, trying 50 times `pause` seconds apart while its last processes are
+    reaped (rmdir is refused while one is in it)."""
+    for _ in range(50):
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(pause)
+
+
 class CpuMeter:
     """CPU seconds used by the processes that `join` it and everything they start, in a
     cgroup of its own: v1's cpuacct, or v2's cpu.stat, where this user may make one. On v2 the
@@ -152,12 +173,10 @@ class CpuMeter:
         return self.group is not None
 
     def wrap(self, argv: list[str]) -> list[str]:
-        """`argv` started so that it is counted from its first instruction, with all it starts
-        (a shell joins the cgroup and execs it; no preexec_fn, which forks a threaded parent)."""
+        """`argv` started so that it is counted from its first instruction, with all it starts."""
         if self.group is None:
             return argv
-        return ["sh", "-c", 'echo $$ > "$1" || exit 97; shift; exec "$@"', "sh",
-                str(self.group / "cgroup.procs"), *argv]
+        return _joined([self.group / "cgroup.procs"], argv)
 
     def join(self, pid: int) -> None:
         """Count `pid` from now on, and what it starts; `close` takes this process back to the
@@ -190,14 +209,8 @@ class CpuMeter:
         """Remove the cgroup, once its last processes are reaped."""
         if self.home is not None:
             (self.home / "cgroup.procs").write_text(str(os.getpid()))
-        for _ in range(50) if self.group is not None else ():
-            try:
-                self.group.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                time.sleep(0.1)
+        if self.group is not None:
+            _remove_when_empty(self.group, 0.1)
 
 
 class Confinement:
@@ -256,9 +269,7 @@ class Confinement:
         joins the cgroups, where there are any, and execs it."""
         size = f"--fsize={self.file_size}:{self.file_size}"
         if self.kind:
-            join = "".join(
-                f'echo $$ > "{d}/cgroup.procs" || exit 97; ' for d in self.dirs)
-            return ["prlimit", size, "--", "sh", "-c", join + 'exec "$@"', "sh", *argv]
+            return ["prlimit", size, "--", *_joined([d / "cgroup.procs" for d in self.dirs], argv)]
         mine = sum(1 for p in psutil.process_iter(["uids"])
                    if p.info["uids"] and p.info["uids"].real == os.getuid())
         n = mine + self.processes
@@ -283,14 +294,7 @@ class Confinement:
     def close(self) -> None:
         self.kill_all()
         for d in self.dirs:
-            for _ in range(50):
-                try:
-                    d.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            _remove_when_empty(d, 0.05)
 
 
 def _tree(pid: int) -> list[psutil.Process]:
